@@ -1,0 +1,131 @@
+import { diag, DiagLogLevel } from '@opentelemetry/api';
+import { MeterProvider, type IMetricReader } from '@opentelemetry/sdk-metrics';
+import type { Server } from 'node:http';
+import type { Config } from './config/config.ts';
+import { createOtlpReader } from './export/otlp.ts';
+import { PrometheusEndpoint } from './export/prometheus.ts';
+import { startHttpServer } from './http/server.ts';
+import { RateLimitedLog, type Logger } from './log.ts';
+import type { Spawner } from './probing/fping-process.ts';
+import { Prober } from './probing/prober.ts';
+import { StaticFileSource } from './targets/static-file.ts';
+import { EMBEDDED_TARGETS, type Target } from './targets/target.ts';
+import { SCOPE_NAME } from './telemetry/names.ts';
+import { buildResource } from './telemetry/resource.ts';
+import { SelfMetrics } from './telemetry/self-metrics.ts';
+import { TargetMetrics } from './telemetry/target-metrics.ts';
+
+export interface AgentDeps {
+  log: Logger;
+  version: string;
+  spawner?: Spawner;
+}
+
+export interface RunningAgent {
+  /** The bound HTTP port (useful with --prometheus-port picked by the OS in tests), or 0. */
+  httpPort: number;
+  metrics: TargetMetrics;
+  prober: Prober;
+  /** Re-reads the targets file now (SIGHUP). */
+  reload(): void;
+  /** Stops probing, flushes OTLP once, closes the HTTP server. */
+  stop(): Promise<void>;
+}
+
+/** Wires config → telemetry → targets → probing → HTTP. */
+export async function startAgent(config: Config, deps: AgentDeps): Promise<RunningAgent> {
+  const { log } = deps;
+  routeOtelDiagnostics(log);
+
+  const metrics = new TargetMetrics({
+    bucketsMs: config.rttBuckets,
+    outageThreshold: config.outageThreshold,
+    timeoutMs: config.timeout,
+    version: deps.version,
+  });
+  const readers: IMetricReader[] = [];
+  let self: SelfMetrics | undefined;
+  const prometheus = config.prometheusPort > 0 ? new PrometheusEndpoint([metrics]) : undefined;
+  if (prometheus) readers.push(prometheus.reader);
+  if (config.otlpEndpoint !== '') readers.push(createOtlpReader(config, [metrics], log, () => self?.exportFailure('otlp')));
+  const provider = new MeterProvider({ resource: buildResource(config, deps.version), readers });
+
+  const prober: Prober = new Prober({
+    settings: { fpingPath: config.fpingPath, periodMs: config.period, timeoutMs: config.timeout, packetSize: config.packetSize },
+    maxTargetsPerProcess: config.maxTargetsPerFping,
+    sink: metrics,
+    events: { restart: () => self?.fpingRestart(), parseError: () => self?.parseError() },
+    log: log.child({ component: 'prober' }),
+    spawner: deps.spawner,
+  });
+  self = new SelfMetrics(provider.getMeter(SCOPE_NAME, deps.version), { processes: () => prober.processes });
+
+  let targetsLoaded = false;
+  const apply = (targets: readonly Target[]) => {
+    // Stats first, so that the first results of a new process find their destination.
+    metrics.setTargets(targets);
+    prober.setTargets(targets);
+    targetsLoaded = true;
+  };
+
+  let source: StaticFileSource | undefined;
+  if (config.targetsFile !== '') {
+    source = new StaticFileSource({
+      path: config.targetsFile,
+      pollIntervalMs: config.targetsReloadInterval,
+      log: log.child({ component: 'targets' }),
+      onTargets: apply,
+      onReload: (ok) => self?.reload(ok),
+    });
+    await source.start();
+  } else {
+    log.info('no targets file: probing the embedded default', { targets: EMBEDDED_TARGETS.map((t) => t.address) });
+    apply(EMBEDDED_TARGETS);
+  }
+
+  let server: Server | undefined;
+  let httpPort = 0;
+  if (config.prometheusPort > 0) {
+    const started = await startHttpServer(config.prometheusPort, config.prometheusHost, {
+      metrics: prometheus ? () => prometheus.render() : undefined,
+      notReady: () => (!targetsLoaded ? 'targets not loaded' : metrics.size > 0 && prober.processes === 0 ? 'no fping process running' : undefined),
+    }, log.child({ component: 'http' }));
+    server = started.server;
+    httpPort = started.port;
+  }
+
+  return {
+    httpPort,
+    metrics,
+    prober,
+    reload: () => source?.reload(),
+    async stop() {
+      source?.stop();
+      await prober.stop();
+      try {
+        await provider.forceFlush();
+      } catch (err) {
+        log.warn('final OTLP flush failed', { error: (err as Error).message });
+      }
+      await provider.shutdown().catch(() => undefined);
+      if (server) {
+        server.closeAllConnections();
+        await new Promise<void>((r) => server.close(() => r()));
+      }
+    },
+  };
+}
+
+/**
+ * The SDK reports export and collection errors through its diag logger, which is silent
+ * unless one is set. Route it into our log, rate-limited.
+ */
+function routeOtelDiagnostics(log: Logger): void {
+  const limit = new RateLimitedLog(60_000);
+  const l = log.child({ component: 'otel' });
+  const warn = (msg: string, ...args: unknown[]) => limit.maybe((suppressed) => l.warn(msg, { detail: args.map(String).join(' ').slice(0, 500), suppressed }));
+  diag.setLogger(
+    { error: warn, warn, info: () => {}, debug: () => {}, verbose: () => {} },
+    { logLevel: DiagLogLevel.WARN, suppressOverrideMessage: true },
+  );
+}

@@ -1,0 +1,333 @@
+/**
+ * The agent's one typed configuration. Each setting has one entry in SCHEMA: its flag, the
+ * environment variables it reads, its key in the optional config file, its parser and its
+ * help text. Precedence: flag, then environment, then file, then default.
+ *
+ * This module is the only reader of `process.env` in the agent.
+ */
+import { readFileSync } from 'node:fs';
+import { parse as parseYaml } from 'yaml';
+import { LOG_LEVELS, type LogLevel } from '../log.ts';
+import { parseDuration, formatDuration } from './duration.ts';
+
+export type OtlpProtocol = 'grpc' | 'http/protobuf';
+
+export interface Config {
+  targetsFile: string;
+  targetsReloadInterval: number;
+  period: number;
+  timeout: number;
+  packetSize: number;
+  outageThreshold: number;
+  maxTargetsPerFping: number;
+  fpingPath: string;
+  rttBuckets: number[];
+  prometheusPort: number;
+  prometheusHost: string;
+  otlpEndpoint: string;
+  otlpProtocol: OtlpProtocol;
+  otlpHeaders: Record<string, string>;
+  exportInterval: number;
+  exportTimeout: number;
+  clusterName: string;
+  nodeName: string;
+  podName: string;
+  podNamespace: string;
+  resourceAttributes: Record<string, string>;
+  logLevel: LogLevel;
+}
+
+/** Thrown for a bad setting; its message is the one line the user sees. */
+export class ConfigError extends Error {
+  override name = 'ConfigError';
+}
+
+/** Milliseconds. Default buckets: 1-1.5-2-3-5-7.5 per decade from 50 µs to 10 s. */
+export const DEFAULT_RTT_BUCKETS_MS = [
+  0.05, 0.1, 0.15, 0.2, 0.3, 0.5, 0.75, 1, 1.5, 2, 3, 5, 7.5, 10, 15, 20, 30, 50, 75, 100, 150, 200,
+  300, 500, 750, 1000, 2000, 5000, 10000,
+];
+
+type Parser<T> = (raw: string) => T;
+
+interface Setting<K extends keyof Config> {
+  key: K;
+  flag?: string;
+  env?: readonly string[];
+  /** Placeholder for --help, e.g. `<duration>`. */
+  arg: string;
+  help: string;
+  parse: Parser<Config[K]>;
+  /** A value, or a function of the settings resolved before this one. */
+  default: Config[K] | ((c: Partial<Config>) => Config[K]);
+  /** Shown in --help instead of the default value. */
+  defaultText?: string;
+}
+
+class Invalid extends Error {}
+
+const str: Parser<string> = (raw) => raw;
+
+function int(min: number, max: number): Parser<number> {
+  return (raw) => {
+    if (!/^-?\d+$/.test(raw.trim())) throw new Invalid(`is not an integer`);
+    const n = Number(raw);
+    if (n < min || n > max) throw new Invalid(`is out of range ${min}..${max}`);
+    return n;
+  };
+}
+
+function duration(minMs: number, maxMs: number): Parser<number> {
+  return (raw) => {
+    const ms = parseDuration(raw);
+    if (ms === undefined) throw new Invalid('is not a duration such as 500ms, 1s or 2m');
+    if (ms < minMs || ms > maxMs) {
+      throw new Invalid(`is out of range ${formatDuration(minMs)}..${formatDuration(maxMs)}`);
+    }
+    return ms;
+  };
+}
+
+/** OTEL_METRIC_EXPORT_* are integers of milliseconds by the spec; flags take units. */
+function durationOrMs(minMs: number, maxMs: number): Parser<number> {
+  const d = duration(minMs, maxMs);
+  return (raw) => d(/^\d+$/.test(raw.trim()) ? `${raw.trim()}ms` : raw);
+}
+
+function oneOf<T extends string>(values: readonly T[]): Parser<T> {
+  return (raw) => {
+    const v = raw.trim() as T;
+    if (!values.includes(v)) throw new Invalid(`is not one of ${values.join(', ')}`);
+    return v;
+  };
+}
+
+const url: Parser<string> = (raw) => {
+  if (raw === '') return '';
+  let u: URL;
+  try {
+    u = new URL(raw);
+  } catch {
+    throw new Invalid('is not a URL such as http://collector:4318');
+  }
+  if (u.protocol !== 'http:' && u.protocol !== 'https:') throw new Invalid('must start with http:// or https://');
+  return raw;
+};
+
+const bucketList: Parser<number[]> = (raw) => {
+  const parts = raw.split(',').map((p) => p.trim()).filter((p) => p !== '');
+  if (parts.length === 0) throw new Invalid('is an empty list');
+  const out: number[] = [];
+  for (const p of parts) {
+    const ms = parseDuration(p);
+    if (ms === undefined || ms <= 0) throw new Invalid(`has "${p}", not a positive duration such as 0.5ms`);
+    if (out.length > 0 && ms <= out[out.length - 1]!) throw new Invalid('is not strictly increasing');
+    out.push(ms);
+  }
+  return out;
+};
+
+/** `key=value,key2=value2` as in OTEL_RESOURCE_ATTRIBUTES and OTEL_EXPORTER_OTLP_HEADERS (values percent-encoded). */
+const keyValueList: Parser<Record<string, string>> = (raw) => {
+  const out: Record<string, string> = {};
+  for (const item of raw.split(',')) {
+    if (item.trim() === '') continue;
+    const eq = item.indexOf('=');
+    if (eq <= 0) throw new Invalid(`has "${item.trim()}", not key=value`);
+    const k = item.slice(0, eq).trim();
+    let v: string;
+    try {
+      v = decodeURIComponent(item.slice(eq + 1).trim());
+    } catch {
+      throw new Invalid(`has a badly percent-encoded value for "${k}"`);
+    }
+    out[k] = v;
+  }
+  return out;
+};
+
+/** Ordered: a default may depend on settings listed above it. */
+const SCHEMA: Setting<keyof Config>[] = [
+  setting({ key: 'targetsFile', flag: '--targets-file', env: ['KNP_TARGETS_FILE'], arg: '<path>', parse: str, default: '',
+    help: 'JSON or YAML list of {name, address} (or the seed recipe\'s {name, ipAddress}); re-read when it changes. Without it the agent probes loopback.',
+    defaultText: 'loopback 127.0.0.1 and ::1' }),
+  setting({ key: 'targetsReloadInterval', flag: '--targets-reload-interval', env: ['KNP_TARGETS_RELOAD_INTERVAL'], arg: '<duration>',
+    parse: duration(100, 3_600_000), default: 5000, help: 'How often the targets file is checked for changes (file events also trigger a check).' }),
+  setting({ key: 'period', flag: '--period', env: ['KNP_PERIOD'], arg: '<duration>', parse: duration(10, 3_600_000), default: 1000,
+    help: 'Time between two probes of the same target.' }),
+  setting({ key: 'timeout', flag: '--timeout', env: ['KNP_TIMEOUT'], arg: '<duration>', parse: duration(10, 60_000),
+    default: (c) => Math.min(c.period ?? 1000, 2000), defaultText: 'the period, at most 2s',
+    help: 'A reply later than this counts as lost.' }),
+  setting({ key: 'packetSize', flag: '--packet-size', env: ['KNP_PACKET_SIZE'], arg: '<bytes>', parse: int(12, 65_000), default: 56,
+    help: 'ICMP payload size in bytes (fping -b).' }),
+  setting({ key: 'outageThreshold', flag: '--outage-threshold', env: ['KNP_OUTAGE_THRESHOLD'], arg: '<count>', parse: int(1, 1000), default: 3,
+    help: 'Consecutive lost probes after which a destination counts as in outage; the outage is dated from the first of them.' }),
+  setting({ key: 'maxTargetsPerFping', flag: '--max-targets-per-fping', env: ['KNP_MAX_TARGETS_PER_FPING'], arg: '<count>', parse: int(1, 10_000), default: 256,
+    help: 'Targets per fping process; a target change restarts only the processes whose targets changed.' }),
+  setting({ key: 'fpingPath', flag: '--fping-path', env: ['KNP_FPING_PATH'], arg: '<path>', parse: str, default: 'fping',
+    help: 'The fping binary (5.x).' }),
+  setting({ key: 'rttBuckets', flag: '--rtt-buckets', env: ['KNP_RTT_BUCKETS'], arg: '<durations>', parse: bucketList,
+    default: DEFAULT_RTT_BUCKETS_MS, defaultText: '50us … 10s, 29 boundaries at 1-1.5-2-3-5-7.5 per decade',
+    help: 'Comma-separated upper bounds of the RTT histogram buckets, e.g. 1ms,5ms,10ms.' }),
+  setting({ key: 'prometheusPort', flag: '--prometheus-port', env: ['KNP_PROMETHEUS_PORT'], arg: '<port>', parse: int(0, 65_535), default: 9464,
+    help: 'Port serving /metrics, /healthz and /readyz; 0 turns the HTTP server off.' }),
+  setting({ key: 'prometheusHost', flag: '--prometheus-host', env: ['KNP_PROMETHEUS_HOST'], arg: '<address>', parse: str, default: '',
+    defaultText: 'all interfaces', help: 'Address the HTTP server listens on.' }),
+  setting({ key: 'otlpEndpoint', flag: '--otlp-endpoint', env: ['OTEL_EXPORTER_OTLP_METRICS_ENDPOINT', 'OTEL_EXPORTER_OTLP_ENDPOINT'], arg: '<url>',
+    parse: url, default: '', defaultText: 'off',
+    help: 'OTLP endpoint, e.g. http://collector:4317 (grpc) or http://collector:4318 (http/protobuf; /v1/metrics is added unless the path is given or OTEL_EXPORTER_OTLP_METRICS_ENDPOINT is used).' }),
+  setting({ key: 'otlpProtocol', flag: '--otlp-protocol', env: ['OTEL_EXPORTER_OTLP_METRICS_PROTOCOL', 'OTEL_EXPORTER_OTLP_PROTOCOL'], arg: '<protocol>',
+    parse: oneOf(['grpc', 'http/protobuf'] as const), default: 'http/protobuf', help: 'grpc or http/protobuf.' }),
+  setting({ key: 'otlpHeaders', flag: '--otlp-headers', env: ['OTEL_EXPORTER_OTLP_METRICS_HEADERS', 'OTEL_EXPORTER_OTLP_HEADERS'], arg: '<k=v,...>',
+    parse: keyValueList, default: {}, defaultText: 'none', help: 'Headers (gRPC metadata) sent with every export.' }),
+  setting({ key: 'exportInterval', flag: '--export-interval', env: ['OTEL_METRIC_EXPORT_INTERVAL'], arg: '<duration>',
+    parse: durationOrMs(100, 3_600_000), default: 60_000, help: 'OTLP export interval (the env variable is in milliseconds).' }),
+  setting({ key: 'exportTimeout', flag: '--export-timeout', env: ['OTEL_METRIC_EXPORT_TIMEOUT'], arg: '<duration>',
+    parse: durationOrMs(100, 600_000), default: (c) => Math.min(30_000, c.exportInterval ?? 60_000),
+    defaultText: '30s, at most the interval', help: 'OTLP export timeout.' }),
+  setting({ key: 'clusterName', flag: '--cluster-name', env: ['KNP_CLUSTER_NAME'], arg: '<name>', parse: str, default: '',
+    help: 'Resource attribute k8s.cluster.name.' }),
+  setting({ key: 'nodeName', flag: '--node-name', env: ['NODE_NAME'], arg: '<name>', parse: str, default: '',
+    help: 'This node\'s name (the downward API\'s spec.nodeName): resource attribute k8s.node.name.' }),
+  setting({ key: 'podName', env: ['POD_NAME'], arg: '<name>', parse: str, default: '', help: 'Resource attribute k8s.pod.name.' }),
+  setting({ key: 'podNamespace', env: ['POD_NAMESPACE'], arg: '<name>', parse: str, default: '', help: 'Resource attribute k8s.namespace.name.' }),
+  setting({ key: 'resourceAttributes', env: ['OTEL_RESOURCE_ATTRIBUTES'], arg: '<k=v,...>', parse: keyValueList, default: {},
+    defaultText: 'none', help: 'Extra resource attributes; they override the detected ones.' }),
+  setting({ key: 'logLevel', flag: '--log-level', env: ['KNP_LOG_LEVEL'], arg: '<level>', parse: oneOf(LOG_LEVELS), default: 'info',
+    help: 'debug, info, warn or error.' }),
+];
+
+function setting<K extends keyof Config>(s: Setting<K>): Setting<keyof Config> {
+  return s as unknown as Setting<keyof Config>;
+}
+
+export interface LoadOptions {
+  argv: readonly string[];
+  env: Readonly<Record<string, string | undefined>>;
+  readFile?: (path: string) => string;
+}
+
+export type LoadResult = { kind: 'config'; config: Config } | { kind: 'help'; text: string } | { kind: 'version' };
+
+/** Parses flags, environment and the optional `--config` file. Throws ConfigError naming the key and the value. */
+export function loadConfig(opts: LoadOptions): LoadResult {
+  const readFile = opts.readFile ?? ((p: string) => readFileSync(p, 'utf8'));
+  const flags = new Map<string, string>();
+  let configFile = opts.env['KNP_CONFIG'] ?? '';
+  const argv = opts.argv;
+  for (let i = 0; i < argv.length; i++) {
+    const a = argv[i]!;
+    if (a === '--help' || a === '-h') return { kind: 'help', text: helpText() };
+    if (a === '--version') return { kind: 'version' };
+    if (!a.startsWith('--')) throw new ConfigError(`config: unexpected argument "${a}" (see --help)`);
+    const eq = a.indexOf('=');
+    const name = eq > 0 ? a.slice(0, eq) : a;
+    let value: string;
+    if (eq > 0) value = a.slice(eq + 1);
+    else {
+      const next = argv[i + 1];
+      if (next === undefined) throw new ConfigError(`config: ${name} needs a value (see --help)`);
+      value = next;
+      i++;
+    }
+    if (name === '--config') {
+      configFile = value;
+      continue;
+    }
+    if (!SCHEMA.some((s) => s.flag === name)) throw new ConfigError(`config: unknown flag ${name} (see --help)`);
+    flags.set(name, value);
+  }
+
+  let fileValues: Record<string, unknown> = {};
+  if (configFile !== '') fileValues = readConfigFile(configFile, readFile);
+
+  const out: Partial<Config> = {};
+  for (const s of SCHEMA) {
+    let raw: string | undefined;
+    let source = '';
+    if (s.flag && flags.has(s.flag)) {
+      raw = flags.get(s.flag);
+      source = s.flag;
+    } else {
+      const env = s.env?.find((e) => opts.env[e] !== undefined && opts.env[e] !== '');
+      if (env) {
+        raw = opts.env[env];
+        source = env;
+      } else if (Object.hasOwn(fileValues, s.key)) {
+        const v = fileValues[s.key];
+        raw = Array.isArray(v) ? v.join(',') : typeof v === 'object' && v !== null ? objectToList(v) : String(v);
+        source = `${configFile}: ${s.key}`;
+      }
+    }
+    if (raw === undefined) {
+      (out as Record<string, unknown>)[s.key] = typeof s.default === 'function' ? s.default(out) : s.default;
+      continue;
+    }
+    try {
+      (out as Record<string, unknown>)[s.key] = s.parse(raw);
+    } catch (err) {
+      if (err instanceof Invalid) throw new ConfigError(`config: ${source} ${JSON.stringify(raw)} ${err.message}`);
+      throw err;
+    }
+  }
+  const config = out as Config;
+  if (config.timeout > 60_000) throw new ConfigError(`config: --timeout ${config.timeout}ms is above 60s`);
+  return { kind: 'config', config };
+}
+
+function objectToList(v: object): string {
+  return Object.entries(v).map(([k, x]) => `${k}=${encodeURIComponent(String(x))}`).join(',');
+}
+
+function readConfigFile(path: string, readFile: (p: string) => string): Record<string, unknown> {
+  let text: string;
+  try {
+    text = readFile(path);
+  } catch (err) {
+    throw new ConfigError(`config: --config ${JSON.stringify(path)} cannot be read: ${(err as Error).message}`);
+  }
+  let doc: unknown;
+  try {
+    doc = parseYaml(text);
+  } catch (err) {
+    throw new ConfigError(`config: --config ${JSON.stringify(path)} is not valid YAML/JSON: ${(err as Error).message.split('\n')[0]}`);
+  }
+  if (doc === null || doc === undefined) return {};
+  if (typeof doc !== 'object' || Array.isArray(doc)) throw new ConfigError(`config: --config ${JSON.stringify(path)} must hold a mapping of settings`);
+  for (const k of Object.keys(doc)) {
+    if (!SCHEMA.some((s) => s.key === k)) {
+      throw new ConfigError(`config: ${path}: unknown key ${JSON.stringify(k)} (known: ${SCHEMA.map((s) => s.key).join(', ')})`);
+    }
+  }
+  return doc as Record<string, unknown>;
+}
+
+/** The --help text, generated from SCHEMA so that it cannot drift from what is parsed. */
+export function helpText(): string {
+  const lines = [
+    'Usage: kube-node-ping [flags]',
+    '',
+    'Probes targets with fping, per packet, and exports loss, RTT histograms and outages as',
+    'OpenTelemetry metrics: Prometheus scrape on /metrics and/or OTLP push.',
+    '',
+    'Precedence: flag, environment variable, config file (--config or KNP_CONFIG: YAML/JSON',
+    'with the keys below), default.',
+    '',
+    '  --config <path>  (KNP_CONFIG)',
+    '      Config file of settings keyed as shown in [brackets].',
+  ];
+  for (const s of SCHEMA) {
+    const def = s.defaultText ?? (typeof s.default === 'function' ? '' : describeDefault(s.key, s.default));
+    const name = s.flag ? `${s.flag} ${s.arg}` : `(environment only) ${s.arg}`;
+    lines.push(`  ${name}  [${s.key}]${s.env ? `  (${s.env.join(', ')})` : ''}`);
+    lines.push(`      ${s.help}${def !== '' ? ` Default: ${def}.` : ''}`);
+  }
+  lines.push('  --help      This text.', '  --version   Print the version.', '');
+  return lines.join('\n');
+}
+
+function describeDefault(key: keyof Config, v: unknown): string {
+  if (key === 'period' || key === 'targetsReloadInterval' || key === 'exportInterval') return formatDuration(v as number);
+  if (v === '') return 'empty';
+  return String(v);
+}

@@ -1,0 +1,83 @@
+#!/usr/bin/env node
+/**
+ * Entry point: parse config, start the agent, stop cleanly on SIGTERM/SIGINT, reload the
+ * targets file on SIGHUP. Exit codes: 0 clean stop, 1 runtime failure, 2 bad configuration
+ * or missing fping.
+ */
+import { readFileSync } from 'node:fs';
+import { startAgent } from './agent.ts';
+import { ConfigError, loadConfig } from './config/config.ts';
+import { createLogger } from './log.ts';
+import { checkFping } from './probing/fping-check.ts';
+
+const VERSION: string = JSON.parse(readFileSync(new URL('../package.json', import.meta.url), 'utf8')).version;
+const SHUTDOWN_LIMIT_MS = 5000;
+
+function fail(message: string, code: number): never {
+  process.stderr.write(`kube-node-ping: ${message}\n`);
+  process.exit(code);
+}
+
+async function main(): Promise<void> {
+  let loaded;
+  try {
+    loaded = loadConfig({ argv: process.argv.slice(2), env: process.env });
+  } catch (err) {
+    if (err instanceof ConfigError) fail(err.message, 2);
+    throw err;
+  }
+  if (loaded.kind === 'help') {
+    process.stdout.write(loaded.text);
+    return;
+  }
+  if (loaded.kind === 'version') {
+    process.stdout.write(`kube-node-ping ${VERSION}\n`);
+    return;
+  }
+  const config = loaded.config;
+  const log = createLogger({ level: config.logLevel });
+
+  let fpingVersion: string;
+  try {
+    fpingVersion = await checkFping(config.fpingPath);
+  } catch (err) {
+    fail((err as Error).message, 2);
+  }
+
+  let agent;
+  try {
+    agent = await startAgent(config, { log, version: VERSION });
+  } catch (err) {
+    fail((err as Error).message, 1);
+  }
+  log.info('kube-node-ping started', { version: VERSION, fping: fpingVersion, period_ms: config.period, http_port: agent.httpPort });
+
+  process.on('SIGHUP', () => {
+    log.info('SIGHUP: reloading targets');
+    agent.reload();
+  });
+  let stopping = false;
+  const stop = (signal: string) => {
+    if (stopping) return;
+    stopping = true;
+    log.info('stopping', { signal });
+    setTimeout(() => {
+      log.error('shutdown took too long; exiting', { limit_ms: SHUTDOWN_LIMIT_MS });
+      process.exit(1);
+    }, SHUTDOWN_LIMIT_MS).unref();
+    agent.stop().then(
+      () => {
+        log.info('stopped');
+        process.exit(0);
+      },
+      (err: Error) => {
+        log.error('shutdown failed', { error: err.message });
+        process.exit(1);
+      },
+    );
+  };
+  process.on('SIGTERM', () => stop('SIGTERM'));
+  process.on('SIGINT', () => stop('SIGINT'));
+}
+
+main().catch((err: Error) => fail(`unexpected error: ${err.stack ?? err.message}`, 1));

@@ -1,0 +1,185 @@
+import { spawn, type ChildProcess } from 'node:child_process';
+import type { Logger } from '../log.ts';
+import { newParsedLine, parseFpingLine, RESULT_DUPLICATE, RESULT_LOSS, RESULT_REPLY } from './fping-line.ts';
+
+/** What a probe result is handed to. Called once per packet: keep it cheap. */
+export interface ResultSink {
+  /** `epoch` names the fping process run that `seq` belongs to; seqs restart with each run. */
+  recordReply(address: string, seq: number, rttMs: number, epoch: number): void;
+  recordLoss(address: string, seq: number, epoch: number): void;
+  recordDuplicate(address: string): void;
+}
+
+let nextEpoch = 0;
+
+export interface ProcessEvents {
+  restart(reason: string): void;
+  parseError(): void;
+}
+
+export type Spawner = (cmd: string, args: readonly string[]) => ChildProcess;
+
+/** The real thing: stdout and stderr piped, stdin closed. */
+export const spawnFping: Spawner = (cmd, args) => spawn(cmd, args, { stdio: ['ignore', 'pipe', 'pipe'] });
+
+export interface FpingSettings {
+  fpingPath: string;
+  periodMs: number;
+  timeoutMs: number;
+  packetSize: number;
+}
+
+/** Under this gap fping refuses to run for a non-root user ("too risky for mere mortals"). */
+export const MIN_INTERVAL_MS = 1;
+
+/**
+ * fping's arguments for one process. `-i`, the gap between any two sends, is set from the
+ * target count so that every target really gets one probe per period: fping's 10 ms default
+ * caps a process at 100 probes/s and silently stretches the period beyond that. 0.8 leaves
+ * fping slack to catch up after a late timer.
+ */
+export function fpingArgs(s: FpingSettings, addresses: readonly string[]): string[] {
+  const interval = Math.max(MIN_INTERVAL_MS, Math.min(10, (0.8 * s.periodMs) / Math.max(1, addresses.length)));
+  return [
+    '-l',
+    '-p', String(s.periodMs),
+    '-t', String(s.timeoutMs),
+    '-i', String(Math.floor(interval * 1000) / 1000),
+    '-b', String(s.packetSize),
+    ...addresses,
+  ];
+}
+
+/** How many targets one process can keep at the promised rate without going under MIN_INTERVAL_MS. */
+export function maxTargetsForPeriod(periodMs: number): number {
+  return Math.max(1, Math.floor((0.8 * periodMs) / MIN_INTERVAL_MS));
+}
+
+const BACKOFF_MIN_MS = 500;
+const BACKOFF_MAX_MS = 30_000;
+/** A process that ran this long was healthy: the next failure starts the backoff again. */
+const HEALTHY_AFTER_MS = 60_000;
+
+/**
+ * One long-lived `fping -l` over a fixed list of addresses, restarted with backoff and jitter
+ * when it dies. Its stdout is split into lines by hand and each line parsed in place.
+ */
+export class FpingProcess {
+  readonly addresses: readonly string[];
+  readonly #settings: FpingSettings;
+  readonly #sink: ResultSink;
+  readonly #events: ProcessEvents;
+  readonly #log: Logger;
+  readonly #spawn: Spawner;
+  #child: ChildProcess | undefined;
+  #stopped = false;
+  #failures = 0;
+  #restartTimer: NodeJS.Timeout | undefined;
+  #startedAt = 0;
+  #stderrTail: string[] = [];
+  #exited: Promise<void> = Promise.resolve();
+
+  constructor(addresses: readonly string[], settings: FpingSettings, sink: ResultSink, events: ProcessEvents, log: Logger, spawner: Spawner) {
+    this.addresses = addresses;
+    this.#settings = settings;
+    this.#sink = sink;
+    this.#events = events;
+    this.#log = log;
+    this.#spawn = spawner;
+  }
+
+  get running(): boolean {
+    return this.#child !== undefined && this.#child.exitCode === null && this.#child.signalCode === null;
+  }
+
+  start(): void {
+    if (this.#stopped) return;
+    const args = fpingArgs(this.#settings, this.addresses);
+    const child = this.#spawn(this.#settings.fpingPath, args);
+    this.#child = child;
+    this.#startedAt = Date.now();
+    this.#stderrTail = [];
+    let done!: () => void;
+    this.#exited = new Promise((r) => (done = r));
+    this.#log.debug('fping started', { pid: child.pid, targets: this.addresses.length, interval_ms: args[6] });
+
+    const parsed = newParsedLine();
+    const sink = this.#sink;
+    const epoch = nextEpoch++;
+    let rest = '';
+    child.stdout!.setEncoding('latin1');
+    child.stdout!.on('data', (chunk: string) => {
+      let from = 0;
+      let nl = chunk.indexOf('\n');
+      if (nl < 0) {
+        rest += chunk;
+        return;
+      }
+      let line = rest + chunk.slice(0, nl);
+      rest = '';
+      for (;;) {
+        if (parseFpingLine(line, parsed)) {
+          if (parsed.kind === RESULT_REPLY) sink.recordReply(parsed.address, parsed.seq, parsed.rttMs, epoch);
+          else if (parsed.kind === RESULT_LOSS) sink.recordLoss(parsed.address, parsed.seq, epoch);
+          else if (parsed.kind === RESULT_DUPLICATE) sink.recordDuplicate(parsed.address);
+        } else if (line.length > 0) {
+          this.#events.parseError();
+          this.#log.debug('unparsed fping line', { line });
+        }
+        from = nl + 1;
+        nl = chunk.indexOf('\n', from);
+        if (nl < 0) break;
+        line = chunk.slice(from, nl);
+      }
+      rest = chunk.slice(from);
+    });
+    child.stderr!.setEncoding('utf8');
+    child.stderr!.on('data', (chunk: string) => {
+      // ICMP errors (host unreachable, ...) and fatal messages; kept for the exit log.
+      for (const l of chunk.split('\n')) if (l !== '') this.#stderrTail.push(l);
+      if (this.#stderrTail.length > 20) this.#stderrTail.splice(0, this.#stderrTail.length - 20);
+    });
+    child.on('error', (err: NodeJS.ErrnoException) => {
+      // spawn failures (ENOENT, EACCES) arrive here instead of 'exit'.
+      this.#onExit(null, null, err);
+      done();
+    });
+    child.on('exit', (code, signal) => {
+      this.#onExit(code, signal, undefined);
+      done();
+    });
+  }
+
+  #onExit(code: number | null, signal: NodeJS.Signals | null, err: NodeJS.ErrnoException | undefined): void {
+    if (this.#stopped) return;
+    if (this.#child === undefined) return;
+    this.#child = undefined;
+    const ranMs = Date.now() - this.#startedAt;
+    if (ranMs >= HEALTHY_AFTER_MS) this.#failures = 0;
+    this.#failures++;
+    const delay = Math.min(BACKOFF_MAX_MS, BACKOFF_MIN_MS * 2 ** (this.#failures - 1)) * (0.5 + Math.random() / 2);
+    const reason = err ? `spawn error ${err.code ?? err.message}` : signal ? `signal ${signal}` : `exit code ${code}`;
+    this.#events.restart(reason);
+    this.#log.warn('fping exited; restarting', {
+      reason,
+      ran_ms: ranMs,
+      restart_in_ms: Math.round(delay),
+      targets: this.addresses.length,
+      stderr: this.#stderrTail.slice(-5).join(' | '),
+    });
+    this.#restartTimer = setTimeout(() => this.start(), delay);
+  }
+
+  /** Stops the process; resolves when it has exited. Probes in flight get no verdict and are not counted. */
+  async stop(): Promise<void> {
+    this.#stopped = true;
+    clearTimeout(this.#restartTimer);
+    const child = this.#child;
+    if (!child || !this.running) return;
+    const exited = this.#exited;
+    child.kill('SIGTERM');
+    const timer = setTimeout(() => child.kill('SIGKILL'), 1000);
+    await exited;
+    clearTimeout(timer);
+  }
+}

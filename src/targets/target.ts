@@ -1,0 +1,89 @@
+import { isIP } from 'node:net';
+
+/** Where a target came from. Kept as a label so that node and external series can be told apart. */
+export type TargetKind = 'node' | 'external';
+
+/** One destination to probe. Identity is (name, address): anything else is not a series label. */
+export interface Target {
+  readonly name: string;
+  readonly address: string;
+  readonly family: 4 | 6;
+  readonly kind: TargetKind;
+}
+
+/**
+ * Canonical IP literal for `raw`, or undefined. Only what this returns ever reaches fping's
+ * argv: no names (fping would resolve them), no zone ids, no leading dashes.
+ */
+export function canonicalAddress(raw: string): { address: string; family: 4 | 6 } | undefined {
+  const s = raw.trim();
+  const family = isIP(s);
+  if (family === 4) return { address: s, family: 4 };
+  if (family === 6) {
+    if (s.includes('%')) return undefined;
+    // The URL parser writes IPv6 in its RFC 5952 form, so "::0001" and "::1" are one target.
+    const host = new URL(`http://[${s}]/`).hostname;
+    return { address: host.slice(1, -1), family: 6 };
+  }
+  return undefined;
+}
+
+export interface Rejected {
+  entry: string;
+  reason: string;
+}
+
+/**
+ * Validates raw entries into targets, deduplicated by address (the first wins). Entries that
+ * cannot be probed are returned in `rejected` so the caller can warn and keep the rest.
+ */
+export function buildTargets(entries: readonly { name?: unknown; address?: unknown; kind?: unknown }[], defaultKind: TargetKind): {
+  targets: Target[];
+  rejected: Rejected[];
+} {
+  const targets: Target[] = [];
+  const rejected: Rejected[] = [];
+  const seen = new Set<string>();
+  for (const e of entries) {
+    const label = JSON.stringify(e);
+    if (typeof e.address !== 'string') {
+      rejected.push({ entry: label, reason: 'address is missing' });
+      continue;
+    }
+    const canon = canonicalAddress(e.address);
+    if (!canon) {
+      rejected.push({ entry: label, reason: `address ${JSON.stringify(e.address)} is not an IPv4 or IPv6 literal` });
+      continue;
+    }
+    const name = typeof e.name === 'string' && e.name.trim() !== '' ? e.name.trim() : canon.address;
+    if (name.length > 253) {
+      rejected.push({ entry: label, reason: 'name is longer than 253 characters' });
+      continue;
+    }
+    let kind = defaultKind;
+    if (e.kind !== undefined) {
+      if (e.kind !== 'node' && e.kind !== 'external') {
+        rejected.push({ entry: label, reason: `kind ${JSON.stringify(e.kind)} is not node or external` });
+        continue;
+      }
+      kind = e.kind;
+    }
+    if (seen.has(canon.address)) {
+      rejected.push({ entry: label, reason: `address ${canon.address} is listed twice; the first entry is kept` });
+      continue;
+    }
+    seen.add(canon.address);
+    targets.push({ name, address: canon.address, family: canon.family, kind });
+  }
+  return { targets, rejected };
+}
+
+/** With no file and no cluster, the agent probes loopback so that the first run shows metrics. */
+export const EMBEDDED_TARGETS: readonly Target[] = [
+  { name: 'localhost-v4', address: '127.0.0.1', family: 4, kind: 'external' },
+  { name: 'localhost-v6', address: '::1', family: 6, kind: 'external' },
+];
+
+export function targetKey(t: Target): string {
+  return `${t.name}\u0000${t.address}`;
+}

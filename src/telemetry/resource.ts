@@ -1,0 +1,24 @@
+import { hostname } from 'node:os';
+import { randomUUID } from 'node:crypto';
+import { resourceFromAttributes, type Resource } from '@opentelemetry/resources';
+import type { Config } from '../config/config.ts';
+import { SERVICE_NAME } from './names.ts';
+
+/**
+ * The resource names the source of every measurement: this node. Outside a cluster
+ * k8s.node.name is absent and host.name identifies the source. OTEL_RESOURCE_ATTRIBUTES
+ * (already parsed into config) overrides what is detected.
+ */
+export function buildResource(config: Config, version: string): Resource {
+  const attrs: Record<string, string> = {
+    'service.name': SERVICE_NAME,
+    'service.version': version,
+    'service.instance.id': randomUUID(),
+    'host.name': hostname(),
+  };
+  if (config.nodeName) attrs['k8s.node.name'] = config.nodeName;
+  if (config.podName) attrs['k8s.pod.name'] = config.podName;
+  if (config.podNamespace) attrs['k8s.namespace.name'] = config.podNamespace;
+  if (config.clusterName) attrs['k8s.cluster.name'] = config.clusterName;
+  return resourceFromAttributes({ ...attrs, ...config.resourceAttributes });
+}

@@ -1,0 +1,112 @@
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { DataPointType, type HistogramMetricData, type MetricData, type SumMetricData, type GaugeMetricData } from '@opentelemetry/sdk-metrics';
+import type { Target } from '../targets/target.ts';
+import { TargetMetrics } from './target-metrics.ts';
+import { METRIC } from './names.ts';
+
+const A: Target = { name: 'a', address: '10.0.0.1', family: 4, kind: 'node' };
+const B: Target = { name: 'b', address: '10.0.0.2', family: 4, kind: 'node' };
+
+function setup(threshold = 3) {
+  let now = 1_000_000;
+  const m = new TargetMetrics({ bucketsMs: [1, 10, 100], outageThreshold: threshold, timeoutMs: 1000, version: 't', now: () => now });
+  return { m, advance: (ms: number) => (now += ms) };
+}
+
+function point(metrics: MetricData[], name: string, dest: string): number {
+  const md = metrics.find((x) => x.descriptor.name === name) as SumMetricData | GaugeMetricData;
+  const p = md.dataPoints.find((d) => d.attributes['destination_name'] === dest);
+  assert.ok(p, `${name}{${dest}}`);
+  return p.value;
+}
+
+test('replies and losses count per destination; buckets are inclusive upper bounds', () => {
+  const { m } = setup();
+  m.setTargets([A, B]);
+  m.recordReply(A.address, 0, 1, 0); // exactly on the 1 ms bound
+  m.recordReply(A.address, 1, 5, 0);
+  m.recordReply(A.address, 2, 500, 0); // beyond the last bound
+  m.recordLoss(A.address, 3, 0);
+  const s = m.snapshot();
+  assert.equal(point(s, METRIC.packetsSent, 'a'), 4);
+  assert.equal(point(s, METRIC.packetsReceived, 'a'), 3);
+  assert.equal(point(s, METRIC.packetsSent, 'b'), 0, 'a series exists from the start');
+  const rtt = s.find((x) => x.descriptor.name === METRIC.rtt) as HistogramMetricData;
+  assert.equal(rtt.dataPointType, DataPointType.HISTOGRAM);
+  assert.equal(rtt.descriptor.unit, 's');
+  const pa = rtt.dataPoints.find((d) => d.attributes['destination_name'] === 'a')!;
+  assert.deepEqual(pa.value.buckets.boundaries, [0.001, 0.01, 0.1]);
+  assert.deepEqual(pa.value.buckets.counts, [1, 1, 0, 1]);
+  assert.equal(pa.value.count, 3);
+  assert.ok(Math.abs(pa.value.sum! - 0.506) < 1e-12);
+});
+
+test('a second verdict for the same seq of the same process is a duplicate, not a packet', () => {
+  const { m } = setup();
+  m.setTargets([A]);
+  m.recordReply(A.address, 5, 1, 7);
+  m.recordReply(A.address, 5, 1, 7);
+  m.recordReply(A.address, 4, 1, 7);
+  m.recordReply(A.address, 4, 1, 7);
+  m.recordLoss(A.address, 4, 7);
+  // A new process (epoch) starts its seqs at 0 again: not duplicates.
+  m.recordReply(A.address, 0, 1, 8);
+  m.recordReply(A.address, 1, 1, 8);
+  m.recordDuplicate(A.address);
+  const s = m.snapshot();
+  assert.equal(point(s, METRIC.packetsSent, 'a'), 4);
+  assert.equal(point(s, METRIC.packetsReceived, 'a'), 4);
+  assert.equal(point(s, METRIC.packetsDuplicate, 'a'), 3);
+});
+
+test('outage: dated from the first lost probe, ongoing while it lasts, closed by a reply', () => {
+  const { m, advance } = setup(3);
+  m.setTargets([A]);
+  m.recordReply(A.address, 0, 1, 0);
+  advance(1000);
+  m.recordLoss(A.address, 1, 0); // sent 1 s earlier (the timeout)
+  advance(1000);
+  m.recordLoss(A.address, 2, 0);
+  let s = m.snapshot();
+  assert.equal(point(s, METRIC.outageOngoing, 'a'), 0, 'two losses are not an outage');
+  assert.equal(point(s, METRIC.outages, 'a'), 0);
+  advance(1000);
+  m.recordLoss(A.address, 3, 0);
+  s = m.snapshot();
+  // first lost probe sent at t=0 relative to the loss at t=1000: now is t=3000 → 3 s
+  assert.equal(point(s, METRIC.outageOngoing, 'a'), 3);
+  assert.equal(point(s, METRIC.outages, 'a'), 1);
+  assert.equal(point(s, METRIC.outageDuration, 'a'), 3);
+  advance(10_000);
+  assert.equal(point(m.snapshot(), METRIC.outageOngoing, 'a'), 13);
+  m.recordReply(A.address, 4, 2, 0); // sent 2 ms ago
+  s = m.snapshot();
+  assert.equal(point(s, METRIC.outageOngoing, 'a'), 0);
+  assert.ok(Math.abs(point(s, METRIC.outageDuration, 'a') - 12.998) < 1e-9);
+  assert.equal(point(s, METRIC.outages, 'a'), 1);
+});
+
+test('a departed destination disappears; the others keep their counters', () => {
+  const { m } = setup();
+  m.setTargets([A, B]);
+  m.recordReply(A.address, 0, 1, 0);
+  m.recordReply(B.address, 0, 1, 0);
+  m.setTargets([A]);
+  m.recordReply(B.address, 1, 1, 0); // in flight from a stopped process
+  const s = m.snapshot();
+  assert.equal(point(s, METRIC.packetsSent, 'a'), 1);
+  const sent = s.find((x) => x.descriptor.name === METRIC.packetsSent) as SumMetricData;
+  assert.equal(sent.dataPoints.length, 1);
+  assert.equal(m.unknownResults, 1);
+  // Renamed at the same address: a new series from zero.
+  m.setTargets([{ ...A, name: 'a2' }]);
+  assert.equal(point(m.snapshot(), METRIC.packetsSent, 'a2'), 0);
+});
+
+test('targets gauge counts by kind', () => {
+  const { m } = setup();
+  m.setTargets([A, B, { name: 'dns', address: '10.9.9.9', family: 4, kind: 'external' }]);
+  const g = m.snapshot().find((x) => x.descriptor.name === METRIC.targets) as GaugeMetricData;
+  assert.deepEqual(g.dataPoints.map((d) => [d.attributes['destination_kind'], d.value]), [['node', 2], ['external', 1]]);
+});

@@ -1,0 +1,283 @@
+/**
+ * Per-destination measurements, kept as plain numbers and handed to the OpenTelemetry readers
+ * through a MetricProducer.
+ *
+ * Why not SDK instruments: with cumulative temporality the SDK exports an attribute set for
+ * ever once it has been recorded, so a node that left the cluster would stay on /metrics and
+ * in every OTLP push. Here a destination that leaves is deleted and is absent from the next
+ * collection on both paths, while the counters of the others carry on untouched. It also
+ * keeps the per-packet path to a Map lookup and a few additions, and puts no attribute-set
+ * cardinality limit between a 5,000-node cluster and its series.
+ */
+import { ValueType, type Attributes, type HrTime } from '@opentelemetry/api';
+import { millisToHrTime } from '@opentelemetry/core';
+import {
+  AggregationTemporality,
+  DataPointType,
+  type CollectionResult,
+  type DataPoint,
+  type Histogram,
+  type MetricData,
+  type MetricProducer,
+} from '@opentelemetry/sdk-metrics';
+import { emptyResource } from '@opentelemetry/resources';
+import type { Target } from '../targets/target.ts';
+import { targetKey } from '../targets/target.ts';
+import { ATTR, METRIC, SCOPE_NAME } from './names.ts';
+
+export interface TargetMetricsOptions {
+  /** Histogram upper bounds in milliseconds, strictly increasing. */
+  bucketsMs: readonly number[];
+  /** Consecutive losses that make an outage. */
+  outageThreshold: number;
+  /** fping's per-probe timeout: a loss is reported this long after its probe was sent. */
+  timeoutMs: number;
+  version: string;
+  now?: () => number;
+}
+
+class TargetStats {
+  readonly target: Target;
+  readonly attributes: Attributes;
+  readonly startTime: HrTime;
+  sent = 0;
+  received = 0;
+  duplicates = 0;
+  rttSumSeconds = 0;
+  readonly buckets: Float64Array;
+  consecutiveLosses = 0;
+  /** When the first probe of the current run of losses was sent (ms since epoch). */
+  lossRunStartMs = 0;
+  inOutage = false;
+  outages = 0;
+  closedOutageSeconds = 0;
+  /** Duplicate detection: the fping process the sequence numbers belong to, the highest seq with a verdict, and a bit per seq below it. */
+  epoch = -1;
+  seqHigh = -1;
+  seqMask = 0;
+
+  constructor(target: Target, bucketCount: number, nowMs: number) {
+    this.target = target;
+    this.attributes = {
+      [ATTR.destinationName]: target.name,
+      [ATTR.destinationAddress]: target.address,
+      [ATTR.destinationKind]: target.kind,
+    };
+    this.startTime = millisToHrTime(nowMs);
+    this.buckets = new Float64Array(bucketCount);
+  }
+}
+
+export class TargetMetrics implements MetricProducer {
+  readonly #byAddress = new Map<string, TargetStats>();
+  readonly #boundsMs: Float64Array;
+  readonly #boundariesSeconds: number[];
+  readonly #threshold: number;
+  readonly #timeoutMs: number;
+  readonly #now: () => number;
+  readonly #scope: { name: string; version: string };
+  /** Results for addresses that are not (or no longer) targets, e.g. in flight during a restart. */
+  unknownResults = 0;
+
+  constructor(opts: TargetMetricsOptions) {
+    this.#boundsMs = Float64Array.from(opts.bucketsMs);
+    this.#boundariesSeconds = opts.bucketsMs.map((ms) => ms / 1000);
+    this.#threshold = opts.outageThreshold;
+    this.#timeoutMs = opts.timeoutMs;
+    this.#now = opts.now ?? Date.now;
+    this.#scope = { name: SCOPE_NAME, version: opts.version };
+  }
+
+  /**
+   * Makes `targets` the measured set. Destinations whose (name, address) is unchanged keep
+   * their counters; the others start from zero; the missing ones are dropped.
+   */
+  setTargets(targets: readonly Target[]): void {
+    const now = this.#now();
+    const next = new Map<string, TargetStats>();
+    for (const t of targets) {
+      const old = this.#byAddress.get(t.address);
+      next.set(t.address, old && targetKey(old.target) === targetKey(t) && old.target.kind === t.kind ? old : new TargetStats(t, this.#boundsMs.length + 1, now));
+    }
+    this.#byAddress.clear();
+    for (const [k, v] of next) this.#byAddress.set(k, v);
+  }
+
+  get size(): number {
+    return this.#byAddress.size;
+  }
+
+  recordReply(address: string, seq: number, rttMs: number, epoch: number): void {
+    const s = this.#byAddress.get(address);
+    if (s === undefined) {
+      this.unknownResults++;
+      return;
+    }
+    if (!firstVerdict(s, seq, epoch)) {
+      s.duplicates++;
+      return;
+    }
+    s.sent++;
+    s.received++;
+    s.rttSumSeconds += rttMs / 1000;
+    s.buckets[this.#bucketIndex(rttMs)]!++;
+    if (s.inOutage) {
+      // The outage ends when the probe that got through was sent.
+      s.closedOutageSeconds += Math.max(0, this.#now() - rttMs - s.lossRunStartMs) / 1000;
+      s.inOutage = false;
+    }
+    s.consecutiveLosses = 0;
+  }
+
+  recordLoss(address: string, seq: number, epoch: number): void {
+    const s = this.#byAddress.get(address);
+    if (s === undefined) {
+      this.unknownResults++;
+      return;
+    }
+    if (!firstVerdict(s, seq, epoch)) return;
+    s.sent++;
+    if (s.consecutiveLosses === 0) s.lossRunStartMs = this.#now() - this.#timeoutMs;
+    s.consecutiveLosses++;
+    if (!s.inOutage && s.consecutiveLosses >= this.#threshold) {
+      s.inOutage = true;
+      s.outages++;
+    }
+  }
+
+  /** A reply that fping itself flagged as a duplicate. */
+  recordDuplicate(address: string): void {
+    const s = this.#byAddress.get(address);
+    if (s === undefined) {
+      this.unknownResults++;
+      return;
+    }
+    s.duplicates++;
+  }
+
+  /** First bucket whose inclusive upper bound holds `ms` (binary search). */
+  #bucketIndex(ms: number): number {
+    const b = this.#boundsMs;
+    let lo = 0;
+    let hi = b.length;
+    while (lo < hi) {
+      const mid = (lo + hi) >>> 1;
+      if (ms <= b[mid]!) hi = mid;
+      else lo = mid + 1;
+    }
+    return lo;
+  }
+
+  /** The seconds of the ongoing outage of a destination, 0 if it answers. */
+  #ongoingSeconds(s: TargetStats, nowMs: number): number {
+    return s.inOutage ? Math.max(0, nowMs - s.lossRunStartMs) / 1000 : 0;
+  }
+
+  async collect(): Promise<CollectionResult> {
+    return {
+      resourceMetrics: { resource: emptyResource(), scopeMetrics: [{ scope: this.#scope, metrics: this.snapshot() }] },
+      errors: [],
+    };
+  }
+
+  /** The current state as OTel metric data: cumulative since each destination was added. */
+  snapshot(): MetricData[] {
+    const nowMs = this.#now();
+    const end = millisToHrTime(nowMs);
+    const sent: DataPoint<number>[] = [];
+    const received: DataPoint<number>[] = [];
+    const dups: DataPoint<number>[] = [];
+    const rtt: DataPoint<Histogram>[] = [];
+    const ongoing: DataPoint<number>[] = [];
+    const outageSeconds: DataPoint<number>[] = [];
+    const outages: DataPoint<number>[] = [];
+    const perKind = new Map<string, number>();
+    for (const s of this.#byAddress.values()) {
+      const { attributes, startTime } = s;
+      sent.push({ attributes, startTime, endTime: end, value: s.sent });
+      received.push({ attributes, startTime, endTime: end, value: s.received });
+      dups.push({ attributes, startTime, endTime: end, value: s.duplicates });
+      rtt.push({
+        attributes,
+        startTime,
+        endTime: end,
+        value: {
+          buckets: { boundaries: this.#boundariesSeconds, counts: Array.from(s.buckets) },
+          sum: s.rttSumSeconds,
+          count: s.received,
+        },
+      });
+      const now = this.#ongoingSeconds(s, nowMs);
+      ongoing.push({ attributes, startTime: end, endTime: end, value: now });
+      outageSeconds.push({ attributes, startTime, endTime: end, value: s.closedOutageSeconds + now });
+      outages.push({ attributes, startTime, endTime: end, value: s.outages });
+      perKind.set(s.target.kind, (perKind.get(s.target.kind) ?? 0) + 1);
+    }
+    const targets: DataPoint<number>[] = [];
+    for (const kind of ['node', 'external']) {
+      targets.push({ attributes: { [ATTR.destinationKind]: kind }, startTime: end, endTime: end, value: perKind.get(kind) ?? 0 });
+    }
+    return [
+      sum(METRIC.packetsSent, 'ICMP echo requests sent that have a verdict (reply or timeout).', '{packet}', sent),
+      sum(METRIC.packetsReceived, 'ICMP echo replies received within the timeout.', '{packet}', received),
+      sum(METRIC.packetsDuplicate, 'Duplicate ICMP echo replies.', '{packet}', dups),
+      {
+        descriptor: { name: METRIC.rtt, description: 'Round-trip time of each reply.', unit: 's', valueType: ValueType.DOUBLE },
+        aggregationTemporality: AggregationTemporality.CUMULATIVE,
+        dataPointType: DataPointType.HISTOGRAM,
+        dataPoints: rtt,
+      },
+      gauge(METRIC.outageOngoing, 'Seconds since the destination last answered, while it is in outage; 0 when it answers.', 's', ongoing),
+      sum(METRIC.outageDuration, 'Seconds the destination spent in outage, the ongoing one included.', 's', outageSeconds),
+      sum(METRIC.outages, 'Outages started: runs of at least the outage threshold of consecutive losses.', '{outage}', outages),
+      gauge(METRIC.targets, 'Destinations currently probed.', '{target}', targets),
+    ];
+  }
+}
+
+const SEQ_WINDOW = 32;
+
+/**
+ * True the first time a (process, seq) verdict is seen. fping in loop mode does not flag
+ * duplicate replies, so a second reply for a seq would otherwise count as a second packet
+ * received. Sequence numbers restart with each fping process, hence the epoch.
+ */
+function firstVerdict(s: TargetStats, seq: number, epoch: number): boolean {
+  if (s.epoch !== epoch || seq < s.seqHigh - 1000) {
+    s.epoch = epoch;
+    s.seqHigh = seq;
+    s.seqMask = 1;
+    return true;
+  }
+  if (seq > s.seqHigh) {
+    const shift = seq - s.seqHigh;
+    s.seqMask = shift >= SEQ_WINDOW ? 1 : ((s.seqMask << shift) | 1) >>> 0;
+    s.seqHigh = seq;
+    return true;
+  }
+  const d = s.seqHigh - seq;
+  if (d >= SEQ_WINDOW) return true; // too old to tell: count it
+  const bit = (1 << d) >>> 0;
+  if ((s.seqMask & bit) !== 0) return false;
+  s.seqMask = (s.seqMask | bit) >>> 0;
+  return true;
+}
+
+function sum(name: string, description: string, unit: string, dataPoints: DataPoint<number>[]): MetricData {
+  return {
+    descriptor: { name, description, unit, valueType: unit === 's' ? ValueType.DOUBLE : ValueType.INT },
+    aggregationTemporality: AggregationTemporality.CUMULATIVE,
+    dataPointType: DataPointType.SUM,
+    isMonotonic: true,
+    dataPoints,
+  };
+}
+
+function gauge(name: string, description: string, unit: string, dataPoints: DataPoint<number>[]): MetricData {
+  return {
+    descriptor: { name, description, unit, valueType: unit === 's' ? ValueType.DOUBLE : ValueType.INT },
+    aggregationTemporality: AggregationTemporality.CUMULATIVE,
+    dataPointType: DataPointType.GAUGE,
+    dataPoints,
+  };
+}
