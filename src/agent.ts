@@ -2,7 +2,6 @@ import { diag, DiagLogLevel } from '@opentelemetry/api';
 import { MeterProvider, type IMetricReader } from '@opentelemetry/sdk-metrics';
 import type { Server } from 'node:http';
 import type { Config } from './config/config.ts';
-import { createOtlpReader } from './export/otlp.ts';
 import { PrometheusEndpoint } from './export/prometheus.ts';
 import { startHttpServer } from './http/server.ts';
 import { RateLimitedLog, type Logger } from './log.ts';
@@ -47,7 +46,11 @@ export async function startAgent(config: Config, deps: AgentDeps): Promise<Runni
   let self: SelfMetrics | undefined;
   const prometheus = config.prometheusPort > 0 ? new PrometheusEndpoint([metrics]) : undefined;
   if (prometheus) readers.push(prometheus.reader);
-  if (config.otlpEndpoint !== '') readers.push(createOtlpReader(config, [metrics], log, () => self?.exportFailure('otlp')));
+  if (config.otlpEndpoint !== '') {
+    // Loaded only when used: the gRPC and protobuf stacks cost about 20 MB of memory.
+    const { createOtlpReader } = await import('./export/otlp.ts');
+    readers.push(await createOtlpReader(config, [metrics], log, () => self?.exportFailure('otlp')));
+  }
   const provider = new MeterProvider({ resource: buildResource(config, deps.version), readers });
 
   const prober: Prober = new Prober({

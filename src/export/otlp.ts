@@ -1,7 +1,4 @@
-import { Metadata } from '@grpc/grpc-js';
 import { ExportResultCode, type ExportResult } from '@opentelemetry/core';
-import { OTLPMetricExporter as GrpcExporter } from '@opentelemetry/exporter-metrics-otlp-grpc';
-import { OTLPMetricExporter as ProtoExporter } from '@opentelemetry/exporter-metrics-otlp-proto';
 import {
   AggregationTemporality,
   PeriodicExportingMetricReader,
@@ -68,16 +65,19 @@ export class CountingExporter implements PushMetricExporter {
   }
 }
 
-export function createOtlpReader(config: Config, producers: MetricProducer[], log: Logger, onFailure: () => void): PeriodicExportingMetricReader {
+/** Imports only the exporter of the configured protocol. */
+export async function createOtlpReader(config: Config, producers: MetricProducer[], log: Logger, onFailure: () => void): Promise<PeriodicExportingMetricReader> {
   const url = otlpUrl(config.otlpEndpoint, config.otlpProtocol);
   const common = { url, timeoutMillis: config.exportTimeout, temporalityPreference: AggregationTemporality.CUMULATIVE };
   let inner: PushMetricExporter;
   if (config.otlpProtocol === 'grpc') {
+    const [{ Metadata }, { OTLPMetricExporter }] = await Promise.all([import('@grpc/grpc-js'), import('@opentelemetry/exporter-metrics-otlp-grpc')]);
     const metadata = new Metadata();
     for (const [k, v] of Object.entries(config.otlpHeaders)) metadata.set(k, v);
-    inner = new GrpcExporter({ ...common, metadata });
+    inner = new OTLPMetricExporter({ ...common, metadata });
   } else {
-    inner = new ProtoExporter({ ...common, headers: config.otlpHeaders });
+    const { OTLPMetricExporter } = await import('@opentelemetry/exporter-metrics-otlp-proto');
+    inner = new OTLPMetricExporter({ ...common, headers: config.otlpHeaders });
   }
   log.info('OTLP export on', { url, protocol: config.otlpProtocol, interval_ms: config.exportInterval });
   return new PeriodicExportingMetricReader({

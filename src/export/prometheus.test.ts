@@ -24,7 +24,7 @@ test('Prometheus names carry unit and _total suffixes; resource labels are on ev
   metrics.setTargets([{ name: 'node-b', address: '10.0.0.2', family: 4, kind: 'node' }]);
   metrics.recordReply('10.0.0.2', 0, 25, 0);
   metrics.recordLoss('10.0.0.2', 1, 0);
-  const { body } = await endpoint.render();
+  const body = await endpoint.text();
   const lines = samples(body);
   const names = new Set(lines.map((l) => l.slice(0, l.search(/[{ ]/))));
   for (const n of [
@@ -50,10 +50,10 @@ test('a departed destination leaves the page at the next scrape; the others keep
   metrics.setTargets([{ name: 'b', address: '10.0.0.2', family: 4, kind: 'node' }, { name: 'c', address: '10.0.0.3', family: 4, kind: 'node' }]);
   metrics.recordReply('10.0.0.2', 0, 1, 0);
   metrics.recordReply('10.0.0.3', 0, 1, 0);
-  assert.match((await endpoint.render()).body, /destination_name="c"/);
+  assert.match((await endpoint.text()), /destination_name="c"/);
   metrics.setTargets([{ name: 'b', address: '10.0.0.2', family: 4, kind: 'node' }]);
   metrics.recordReply('10.0.0.2', 1, 1, 0);
-  const { body } = await endpoint.render();
+  const body = await endpoint.text();
   assert.doesNotMatch(body, /destination_name="c"/);
   assert.ok(samples(body).some((l) => l.startsWith('kube_node_ping_packets_received_total{destination_name="b"') && l.endsWith(' 2')));
 });

@@ -1,51 +1,41 @@
-import { PrometheusExporter, PrometheusSerializer } from '@opentelemetry/exporter-prometheus';
-import type { MetricData, MetricProducer, ResourceMetrics } from '@opentelemetry/sdk-metrics';
+import { PrometheusExporter } from '@opentelemetry/exporter-prometheus';
+import type { MetricProducer } from '@opentelemetry/sdk-metrics';
 import { PROMOTED_RESOURCE_ATTRIBUTES } from '../telemetry/names.ts';
+import { Exposition } from './exposition.ts';
 
 /** The text format version that Prometheus 3 requires in the Content-Type (it refuses a bare text/plain). */
 export const PROMETHEUS_CONTENT_TYPE = 'text/plain; version=0.0.4; charset=utf-8';
 
-/**
- * Unit suffixes as Prometheus's own OTLP translation appends them, so a metric has the same
- * name whether it was scraped or pushed through a Collector (the JS exporter adds none).
- */
-const UNIT_SUFFIX: Record<string, string> = { s: 'seconds', ms: 'milliseconds', By: 'bytes' };
-
-export function withUnitSuffix(metric: MetricData): MetricData {
-  const suffix = UNIT_SUFFIX[metric.descriptor.unit];
-  if (suffix === undefined) return metric;
-  const name = metric.descriptor.name;
-  if (name.endsWith(`_${suffix}`) || name.endsWith(`.${suffix}`)) return metric;
-  return { ...metric, descriptor: { ...metric.descriptor, name: `${name}_${suffix}` } };
-}
-
 const PROMOTED = new RegExp(`^(${PROMOTED_RESOURCE_ATTRIBUTES.map((a) => a.replaceAll('.', '\\.')).join('|')})$`);
 
+/** One rendered page: the chunks come out one at a time so the caller can yield between them. */
+export interface Page {
+  chunks: Iterable<string>;
+  errors: unknown[];
+}
+
 /**
- * The scrape side: the OpenTelemetry Prometheus exporter as the reader (cumulative, pull),
- * mounted on our own HTTP server so that we control the Content-Type, the unit suffixes, and
- * which resource attributes become labels on every series.
+ * The scrape side: the OpenTelemetry Prometheus exporter is the reader (cumulative, pull) and
+ * collects from the SDK and our producers; the page is rendered by our Exposition (same
+ * names, unit suffixes, resource labels on every series, and a fraction of the cost) on our
+ * own HTTP server, which sends the Content-Type Prometheus 3 requires.
  */
 export class PrometheusEndpoint {
   readonly reader: PrometheusExporter;
-  readonly #serializer: PrometheusSerializer;
+  readonly #exposition = new Exposition({ promote: PROMOTED });
 
   constructor(metricProducers: MetricProducer[]) {
     this.reader = new PrometheusExporter({ preventServerStart: true, metricProducers });
-    // Scope labels stay off: Prometheus's OTLP receiver does not add them by default either.
-    this.#serializer = new PrometheusSerializer(undefined, false, PROMOTED, false, true);
   }
 
-  /** Collects and renders one page. */
-  async render(): Promise<{ body: string; errors: unknown[] }> {
+  async render(): Promise<Page> {
     const { resourceMetrics, errors } = await this.reader.collect();
-    return { body: this.#serializer.serialize(renamed(resourceMetrics)), errors };
+    return { chunks: this.#exposition.render(resourceMetrics), errors };
   }
-}
 
-function renamed(rm: ResourceMetrics): ResourceMetrics {
-  return {
-    resource: rm.resource,
-    scopeMetrics: rm.scopeMetrics.map((sm) => ({ scope: sm.scope, metrics: sm.metrics.map(withUnitSuffix) })),
-  };
+  /** The whole page as one string (tests, benchmarks). */
+  async text(): Promise<string> {
+    const page = await this.render();
+    return [...page.chunks].join('');
+  }
 }

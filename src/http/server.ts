@@ -1,11 +1,13 @@
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import type { Logger } from '../log.ts';
-import { PROMETHEUS_CONTENT_TYPE } from '../export/prometheus.ts';
+import { PROMETHEUS_CONTENT_TYPE, type Page } from '../export/prometheus.ts';
+import { setImmediate as yieldToLoop } from 'node:timers/promises';
+import { once } from 'node:events';
 
 export interface HttpHandlers {
   /** Renders /metrics, or undefined when the Prometheus endpoint is off. */
-  metrics?: () => Promise<{ body: string; errors: unknown[] }>;
+  metrics?: () => Promise<Page>;
   /** Readiness: undefined when ready, else the reason. */
   notReady: () => string | undefined;
 }
@@ -46,10 +48,20 @@ async function handle(req: IncomingMessage, res: ServerResponse, h: HttpHandlers
   switch (path) {
     case '/metrics': {
       if (!h.metrics) break;
-      const { body, errors } = await h.metrics();
+      const { chunks, errors } = await h.metrics();
       if (errors.length > 0) log.warn('metric collection reported errors', { errors: errors.map(String).slice(0, 3) });
       res.writeHead(200, { 'content-type': PROMETHEUS_CONTENT_TYPE });
-      res.end(req.method === 'HEAD' ? undefined : body);
+      if (req.method === 'HEAD') {
+        res.end();
+        return;
+      }
+      // One chunk at a time, letting fping's output be drained in between.
+      for (const chunk of chunks) {
+        if (res.destroyed) return;
+        if (!res.write(chunk)) await once(res, 'drain');
+        await yieldToLoop();
+      }
+      res.end();
       return;
     }
     case '/healthz':

@@ -1,5 +1,7 @@
 import { spawn, type ChildProcess } from 'node:child_process';
 import type { Logger } from '../log.ts';
+import { closeSync } from 'node:fs';
+import { Fifo, LineSplitter } from './fifo.ts';
 import { newParsedLine, parseFpingLine, RESULT_DUPLICATE, RESULT_LOSS, RESULT_REPLY } from './fping-line.ts';
 
 /** What a probe result is handed to. Called once per packet: keep it cheap. */
@@ -17,10 +19,15 @@ export interface ProcessEvents {
   parseError(): void;
 }
 
-export type Spawner = (cmd: string, args: readonly string[]) => ChildProcess;
+/** Starts fping with its stdout on `stdout` (a pipe, or the write end of our FIFO) and stderr piped. */
+export type Spawner = (cmd: string, args: readonly string[], stdout: 'pipe' | number) => ChildProcess;
 
-/** The real thing: stdout and stderr piped, stdin closed. */
-export const spawnFping: Spawner = (cmd, args) => spawn(cmd, args, { stdio: ['ignore', 'pipe', 'pipe'] });
+/** The real thing. */
+export const spawnFping: Spawner = (cmd, args, stdout) => spawn(cmd, args, { stdio: ['ignore', stdout, 'pipe'] });
+
+const DRAIN_INTERVAL_MS = 100;
+/** Shared by every process: drains run one at a time on the event loop. */
+const DRAIN_BUFFER = Buffer.allocUnsafe(64 * 1024);
 
 export interface FpingSettings {
   fpingPath: string;
@@ -79,7 +86,11 @@ export class FpingProcess {
   #stderrTail: string[] = [];
   #exited: Promise<void> = Promise.resolve();
 
-  constructor(addresses: readonly string[], settings: FpingSettings, sink: ResultSink, events: ProcessEvents, log: Logger, spawner: Spawner) {
+  readonly #runtimeDir: string | undefined;
+
+  /** `runtimeDir`: where to make the FIFO; undefined reads fping's stdout as a plain pipe. */
+  constructor(addresses: readonly string[], settings: FpingSettings, sink: ResultSink, events: ProcessEvents, log: Logger, spawner: Spawner, runtimeDir?: string) {
+    this.#runtimeDir = runtimeDir;
     this.addresses = addresses;
     this.#settings = settings;
     this.#sink = sink;
@@ -95,59 +106,73 @@ export class FpingProcess {
   start(): void {
     if (this.#stopped) return;
     const args = fpingArgs(this.#settings, this.addresses);
-    const child = this.#spawn(this.#settings.fpingPath, args);
+    const made = this.#runtimeDir ? Fifo.create(this.#runtimeDir, `fping-${process.pid}-${nextEpoch}`) : undefined;
+    let child: ChildProcess;
+    try {
+      child = this.#spawn(this.#settings.fpingPath, args, made ? made.writeFd : 'pipe');
+    } finally {
+      // The child holds its own copy of the write end; ours would keep EOF from ever coming.
+      if (made) closeSync(made.writeFd);
+    }
     this.#child = child;
     this.#startedAt = Date.now();
     this.#stderrTail = [];
     let done!: () => void;
     this.#exited = new Promise((r) => (done = r));
-    this.#log.debug('fping started', { pid: child.pid, targets: this.addresses.length, interval_ms: args[6] });
+    this.#log.debug('fping started', { pid: child.pid, targets: this.addresses.length, interval_ms: args[6], fifo: made !== undefined });
 
     const parsed = newParsedLine();
     const sink = this.#sink;
     const epoch = nextEpoch++;
-    let rest = '';
-    child.stdout!.setEncoding('latin1');
-    child.stdout!.on('data', (chunk: string) => {
-      let from = 0;
-      let nl = chunk.indexOf('\n');
-      if (nl < 0) {
-        rest += chunk;
-        return;
+    const onLine = (line: string) => {
+      if (parseFpingLine(line, parsed)) {
+        if (parsed.kind === RESULT_REPLY) sink.recordReply(parsed.address, parsed.seq, parsed.rttMs, epoch);
+        else if (parsed.kind === RESULT_LOSS) sink.recordLoss(parsed.address, parsed.seq, epoch);
+        else if (parsed.kind === RESULT_DUPLICATE) sink.recordDuplicate(parsed.address);
+      } else if (line.length > 0) {
+        this.#events.parseError();
+        this.#log.debug('unparsed fping line', { line });
       }
-      let line = rest + chunk.slice(0, nl);
-      rest = '';
-      for (;;) {
-        if (parseFpingLine(line, parsed)) {
-          if (parsed.kind === RESULT_REPLY) sink.recordReply(parsed.address, parsed.seq, parsed.rttMs, epoch);
-          else if (parsed.kind === RESULT_LOSS) sink.recordLoss(parsed.address, parsed.seq, epoch);
-          else if (parsed.kind === RESULT_DUPLICATE) sink.recordDuplicate(parsed.address);
-        } else if (line.length > 0) {
-          this.#events.parseError();
-          this.#log.debug('unparsed fping line', { line });
+    };
+    const lines = new LineSplitter();
+    const onChunk = (chunk: string) => lines.push(chunk, onLine);
+    let finish = () => {};
+    if (made) {
+      const fifo = made.fifo;
+      const drain = () => {
+        try {
+          fifo.drain(DRAIN_BUFFER, onChunk);
+        } catch (err) {
+          this.#log.warn('reading fping output failed', { error: (err as Error).message });
         }
-        from = nl + 1;
-        nl = chunk.indexOf('\n', from);
-        if (nl < 0) break;
-        line = chunk.slice(from, nl);
-      }
-      rest = chunk.slice(from);
-    });
+      };
+      const timer = setInterval(drain, DRAIN_INTERVAL_MS);
+      finish = () => {
+        clearInterval(timer);
+        drain();
+        fifo.close();
+      };
+    } else {
+      child.stdout!.setEncoding('latin1');
+      child.stdout!.on('data', onChunk);
+    }
     child.stderr!.setEncoding('utf8');
     child.stderr!.on('data', (chunk: string) => {
       // ICMP errors (host unreachable, ...) and fatal messages; kept for the exit log.
       for (const l of chunk.split('\n')) if (l !== '') this.#stderrTail.push(l);
       if (this.#stderrTail.length > 20) this.#stderrTail.splice(0, this.#stderrTail.length - 20);
     });
-    child.on('error', (err: NodeJS.ErrnoException) => {
-      // spawn failures (ENOENT, EACCES) arrive here instead of 'exit'.
-      this.#onExit(null, null, err);
+    let ended = false;
+    const end = (code: number | null, signal: NodeJS.Signals | null, err: NodeJS.ErrnoException | undefined) => {
+      if (ended) return;
+      ended = true;
+      finish();
+      this.#onExit(code, signal, err);
       done();
-    });
-    child.on('exit', (code, signal) => {
-      this.#onExit(code, signal, undefined);
-      done();
-    });
+    };
+    // spawn failures (ENOENT, EACCES) arrive as 'error' instead of 'exit'.
+    child.on('error', (err: NodeJS.ErrnoException) => end(null, null, err));
+    child.on('exit', (code, signal) => end(code, signal, undefined));
   }
 
   #onExit(code: number | null, signal: NodeJS.Signals | null, err: NodeJS.ErrnoException | undefined): void {

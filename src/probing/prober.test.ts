@@ -7,6 +7,7 @@ import { createLogger } from '../log.ts';
 import type { Target } from '../targets/target.ts';
 import { fpingArgs, FpingProcess, maxTargetsForPeriod, spawnFping, type ResultSink } from './fping-process.ts';
 import { Prober } from './prober.ts';
+import { makeRuntimeDir } from './fifo.ts';
 
 const log = createLogger({ level: 'error', write: () => {} });
 const settings = { fpingPath: 'fping', periodMs: 1000, timeoutMs: 1000, packetSize: 56 };
@@ -17,7 +18,7 @@ const noEvents = { restart() {}, parseError() {} };
 /** A stand-in process for unit tests of the sharding logic: it records its argv and never exits on its own. */
 function fakeSpawner() {
   const spawned: string[][] = [];
-  const spawner = (_cmd: string, args: readonly string[]) => {
+  const spawner = (_cmd: string, args: readonly string[], _stdout: 'pipe' | number) => {
     spawned.push([...args]);
     const p = new EventEmitter() as ChildProcess;
     Object.assign(p, { stdout: new PassThrough(), stderr: new PassThrough(), exitCode: null, signalCode: null, pid: 1 });
@@ -43,7 +44,7 @@ test('-i is set from the target count so the period is kept', () => {
 
 test('shards are bounded; a change restarts only the shards it touches', async () => {
   const { spawned, spawner } = fakeSpawner();
-  const p = new Prober({ settings, maxTargetsPerProcess: 100, sink: noSink, events: noEvents, log, spawner });
+  const p = new Prober({ settings, maxTargetsPerProcess: 100, sink: noSink, events: noEvents, log, spawner, fifo: false });
   const all = Array.from({ length: 250 }, (_, i) => t(i));
   assert.equal(p.setTargets(all), 3);
   assert.deepEqual(p.layout.map((s) => s.length), [100, 100, 50]);
@@ -64,11 +65,11 @@ test('shards are bounded; a change restarts only the shards it touches', async (
   await p.stop();
 });
 
-test('real fping: results reach the sink and a stop is clean', async () => {
+for (const mode of ['fifo', 'pipe'] as const) test(`real fping through a ${mode}: results reach the sink and a stop is clean`, async () => {
   const replies: string[] = [];
   const sink: ResultSink = { recordReply: (a) => replies.push(a), recordLoss() {}, recordDuplicate() {} };
   const restarts: string[] = [];
-  const proc = new FpingProcess(['127.0.0.1', '::1'], { ...settings, periodMs: 50, timeoutMs: 50 }, sink, { restart: (r) => restarts.push(r), parseError() {} }, log, spawnFping);
+  const proc = new FpingProcess(['127.0.0.1', '::1'], { ...settings, periodMs: 50, timeoutMs: 50 }, sink, { restart: (r) => restarts.push(r), parseError() {} }, log, spawnFping, mode === 'fifo' ? makeRuntimeDir() : undefined);
   proc.start();
   for (let i = 0; i < 100 && replies.length < 10; i++) await new Promise((r) => setTimeout(r, 20));
   await proc.stop();

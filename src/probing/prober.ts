@@ -1,5 +1,6 @@
 import type { Logger } from '../log.ts';
 import type { Target } from '../targets/target.ts';
+import { makeRuntimeDir } from './fifo.ts';
 import { FpingProcess, maxTargetsForPeriod, spawnFping, type FpingSettings, type ProcessEvents, type ResultSink, type Spawner } from './fping-process.ts';
 
 export interface ProberOptions {
@@ -9,6 +10,8 @@ export interface ProberOptions {
   events: ProcessEvents;
   log: Logger;
   spawner?: Spawner;
+  /** Read fping's output through FIFOs drained on a timer (default) instead of pipes read per line. */
+  fifo?: boolean;
 }
 
 /**
@@ -26,6 +29,7 @@ export class Prober {
   readonly #opts: ProberOptions;
   readonly #capacity: number;
   readonly #spawn: Spawner;
+  readonly #runtimeDir: string | undefined;
   #shards: FpingProcess[] = [];
   #stopped = false;
 
@@ -33,6 +37,7 @@ export class Prober {
     this.#opts = opts;
     this.#capacity = Math.min(opts.maxTargetsPerProcess, maxTargetsForPeriod(opts.settings.periodMs));
     this.#spawn = opts.spawner ?? spawnFping;
+    this.#runtimeDir = opts.fifo === false ? undefined : makeRuntimeDir();
   }
 
   /** Number of fping processes currently alive. */
@@ -84,7 +89,7 @@ export class Prober {
       }
       if (p.old) void p.old.stop();
       if (p.addresses.length === 0) continue;
-      const proc = new FpingProcess(p.addresses, this.#opts.settings, this.#opts.sink, this.#opts.events, this.#opts.log, this.#spawn);
+      const proc = new FpingProcess(p.addresses, this.#opts.settings, this.#opts.sink, this.#opts.events, this.#opts.log, this.#spawn, this.#runtimeDir);
       proc.start();
       next.push(proc);
       started++;

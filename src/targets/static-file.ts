@@ -16,7 +16,8 @@ import { buildTargets, type Target } from './target.ts';
 export function parseTargetsFile(text: string, path: string) {
   let doc: unknown;
   try {
-    doc = parseYaml(text);
+    // JSON first: the YAML parser builds a document tree that costs tens of MB at 5,000 entries.
+    doc = /^\s*[[{]/.test(text) ? parseJsonOrYaml(text) : parseYaml(text);
   } catch (err) {
     throw new Error(`targets file ${path} is not valid YAML/JSON: ${(err as Error).message.split('\n')[0]}`);
   }
@@ -29,6 +30,14 @@ export function parseTargetsFile(text: string, path: string) {
     return { name: o['name'], address: o['address'] ?? o['ipAddress'], kind: o['kind'] };
   });
   return buildTargets(entries, 'node');
+}
+
+function parseJsonOrYaml(text: string): unknown {
+  try {
+    return JSON.parse(text);
+  } catch {
+    return parseYaml(text); // YAML flow style such as [{name: a, address: 10.0.0.1}]
+  }
 }
 
 export interface StaticFileSourceOptions {
@@ -121,7 +130,7 @@ export class StaticFileSource {
     this.#lastText = text;
     this.#opts.log.info(first ? 'targets loaded' : 'targets reloaded', { path: this.#opts.path, targets: targets.length, skipped: rejected.length });
     this.#opts.onTargets(targets);
-    this.#opts.onReload?.(true);
+    if (!first) this.#opts.onReload?.(true);
   }
 
   stop(): void {

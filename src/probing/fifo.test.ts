@@ -1,0 +1,36 @@
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { spawn } from 'node:child_process';
+import { closeSync, readdirSync } from 'node:fs';
+import { Fifo, LineSplitter, makeRuntimeDir } from './fifo.ts';
+
+test('line splitter carries partial lines across chunks', () => {
+  const lines: string[] = [];
+  const s = new LineSplitter();
+  for (const chunk of ['a', 'b\nc', 'd\n', '\n', 'e\nf\ng', '\n']) s.push(chunk, (l) => lines.push(l));
+  assert.deepEqual(lines, ['ab', 'cd', '', 'e', 'f', 'g']);
+});
+
+test('a child writes into the FIFO; drains return what is there, then end of file', async () => {
+  const dir = makeRuntimeDir();
+  const made = Fifo.create(dir, 'x');
+  assert.ok(made);
+  assert.deepEqual(readdirSync(dir), [], 'unlinked once open');
+  const child = spawn('sh', ['-c', 'for i in 1 2 3; do echo line$i; done'], { stdio: ['ignore', made.writeFd, 'ignore'] });
+  closeSync(made.writeFd);
+  await new Promise((r) => child.on('exit', r));
+  const buf = Buffer.alloc(4); // smaller than the data: several reads per drain
+  let text = '';
+  assert.equal(made.fifo.drain(buf, (t) => (text += t)), false, 'writer gone: end of file');
+  assert.equal(text, 'line1\nline2\nline3\n');
+  made.fifo.close();
+});
+
+test('an empty FIFO with a live writer drains nothing and does not block', () => {
+  const made = Fifo.create(makeRuntimeDir(), 'y')!;
+  let called = false;
+  assert.equal(made.fifo.drain(Buffer.alloc(16), () => (called = true)), true);
+  assert.equal(called, false);
+  closeSync(made.writeFd);
+  made.fifo.close();
+});

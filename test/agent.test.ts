@@ -1,0 +1,140 @@
+/**
+ * The real agent process on loopback targets: start-up errors, target-file reloads with
+ * series leaving, counters that never reset, health endpoints, OTLP to a collector that is
+ * down, and a clean SIGTERM.
+ */
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { spawnSync } from 'node:child_process';
+import { mkdtempSync, writeFileSync, renameSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { eventually, freePort, scrape, sleep, startAgent, valueOf, REPO } from './support/agent.ts';
+
+const MAIN = join(REPO, 'src/main.ts');
+
+function runOnce(args: string[], env: Record<string, string> = {}) {
+  return spawnSync(process.execPath, [MAIN, ...args], { env: { PATH: process.env['PATH'] ?? '', ...env }, encoding: 'utf8', timeout: 20_000 });
+}
+
+test('a bad setting stops start-up with exit 2 and one line naming the key and the value', () => {
+  for (const [args, env, expected] of [
+    [['--period', 'soon'], {}, /^kube-node-ping: config: --period "soon" is not a duration/],
+    [[], { KNP_PACKET_SIZE: '-5' }, /^kube-node-ping: config: KNP_PACKET_SIZE "-5" is out of range/],
+    [[], { OTEL_METRIC_EXPORT_INTERVAL: 'often' }, /^kube-node-ping: config: OTEL_METRIC_EXPORT_INTERVAL "often" is not a duration/],
+  ] as const) {
+    const r = runOnce([...args], { ...env });
+    assert.equal(r.status, 2, r.stderr);
+    assert.match(r.stderr, expected);
+    assert.equal(r.stderr.trim().split('\n').length, 1, r.stderr);
+  }
+});
+
+test('a missing fping says how to install it', () => {
+  const r = runOnce(['--fping-path', '/nonexistent/fping']);
+  assert.equal(r.status, 2);
+  assert.match(r.stderr, /^kube-node-ping: fping not found at "\/nonexistent\/fping": install it \(Debian\/Ubuntu: apt-get install fping/);
+});
+
+test('--help and --version', () => {
+  const h = runOnce(['--help']);
+  assert.equal(h.status, 0);
+  assert.match(h.stdout, /--targets-file <path>/);
+  assert.match(runOnce(['--version']).stdout, /^kube-node-ping \d+\.\d+\.\d+/);
+});
+
+test('embedded default: loopback v4 and v6 answer, health endpoints, clean SIGTERM', async () => {
+  // An unusual packet size marks this agent's fping processes for the check after the stop.
+  const agent = await startAgent({ args: ['--period', '100ms', '--packet-size', '77'] });
+  assert.equal(spawnSync('pgrep', ['-f', 'fping -l .* -b 77 ']).status, 0, 'fping runs');
+  try {
+    const { samples, contentType } = await eventually(async () => {
+      const s = await scrape(agent.port);
+      return (valueOf(s.samples, 'kube_node_ping_packets_received_total', { destination_address: '::1' }) ?? 0) >= 3 ? s : undefined;
+    }, 10_000, 'replies from ::1');
+    assert.equal(contentType, 'text/plain; version=0.0.4; charset=utf-8');
+    assert.ok(valueOf(samples, 'kube_node_ping_packets_received_total', { destination_address: '127.0.0.1', destination_name: 'localhost-v4' })! >= 1);
+    assert.ok(samples.every((s) => s.name === 'target_info' || s.labels['host_name'] !== undefined), 'source label on every series');
+    assert.equal((await fetch(`http://127.0.0.1:${agent.port}/healthz`)).status, 200);
+    assert.equal((await fetch(`http://127.0.0.1:${agent.port}/readyz`)).status, 200);
+    assert.equal((await fetch(`http://127.0.0.1:${agent.port}/nope`)).status, 404);
+  } finally {
+    const r = await agent.stop('SIGTERM');
+    assert.equal(r.code, 0, agent.logs());
+    assert.ok(r.ms < 5000, `stopped in ${r.ms} ms`);
+  }
+  assert.equal(spawnSync('pgrep', ['-f', 'fping -l .* -b 77 ']).status, 1, 'no fping left behind');
+});
+
+test('targets file: added and removed without a restart; the remaining counters never reset', async () => {
+  const dir = mkdtempSync(join(tmpdir(), 'knp-agent-'));
+  const file = join(dir, 'nodes.json');
+  const write = (body: unknown) => {
+    writeFileSync(`${file}.tmp`, JSON.stringify(body));
+    renameSync(`${file}.tmp`, file);
+  };
+  // The 2019 recipe's shape, so its users can reuse their ConfigMap; plus one bad entry.
+  write([{ name: 'lo-a', ipAddress: '127.0.0.1' }, { name: 'lo-b', ipAddress: '127.0.0.2' }, { name: 'bad', ipAddress: 'node-c.local' }]);
+  const agent = await startAgent({ args: ['--targets-file', file, '--period', '100ms', '--targets-reload-interval', '200ms'] });
+  try {
+    assert.match(agent.logs(), /"msg":"skipping target".*node-c\.local/);
+    const before = await eventually(async () => {
+      const { samples } = await scrape(agent.port);
+      const b = valueOf(samples, 'kube_node_ping_packets_sent_total', { destination_name: 'lo-b' });
+      return b !== undefined && b >= 5 ? samples : undefined;
+    }, 10_000, 'lo-b probed');
+    const aBefore = valueOf(before, 'kube_node_ping_packets_sent_total', { destination_name: 'lo-a' })!;
+    write([{ name: 'lo-a', ipAddress: '127.0.0.1' }, { name: 'lo-c', ipAddress: '127.0.0.3' }]);
+    const after = await eventually(async () => {
+      const { samples } = await scrape(agent.port);
+      return valueOf(samples, 'kube_node_ping_packets_sent_total', { destination_name: 'lo-c' }) !== undefined ? samples : undefined;
+    }, 5000, 'lo-c appears');
+    assert.equal(valueOf(after, 'kube_node_ping_packets_sent_total', { destination_name: 'lo-b' }), undefined, 'lo-b left /metrics');
+    assert.ok(valueOf(after, 'kube_node_ping_packets_sent_total', { destination_name: 'lo-a' })! >= aBefore, 'lo-a did not reset');
+    assert.equal(valueOf(after, 'kube_node_ping_targets_reloads_total', { result: 'success' }), 1);
+    // A broken file keeps the last good targets.
+    writeFileSync(file, '[{"name": ');
+    await eventually(async () => valueOf((await scrape(agent.port)).samples, 'kube_node_ping_targets_reloads_total', { result: 'failure' }) === 1, 5000, 'failed reload counted');
+    await sleep(300);
+    const kept = (await scrape(agent.port)).samples;
+    assert.ok(valueOf(kept, 'kube_node_ping_packets_sent_total', { destination_name: 'lo-c' }) !== undefined);
+    assert.equal(valueOf(kept, 'kube_node_ping_packets_sent_total', { destination_name: 'lo-a' })! >= aBefore, true);
+  } finally {
+    assert.equal((await agent.stop()).code, 0);
+  }
+});
+
+test('OTLP to a collector that is down: failures counted, logs rate-limited, probing goes on, memory bounded', async () => {
+  const dead = await freePort(); // nothing listens here
+  for (const protocol of ['grpc', 'http/protobuf']) {
+    const agent = await startAgent({
+      args: ['--period', '50ms', '--otlp-endpoint', `http://127.0.0.1:${dead}`, '--otlp-protocol', protocol, '--export-interval', '100ms', '--export-timeout', '100ms'],
+    });
+    try {
+      const first = await eventually(async () => {
+        const { samples } = await scrape(agent.port);
+        return (valueOf(samples, 'kube_node_ping_export_failures_total', { exporter: 'otlp' }) ?? 0) >= 3 ? samples : undefined;
+      }, 15_000, `${protocol} export failures counted`);
+      const rss0 = await rssKiB(agent.child.pid!);
+      const failures0 = valueOf(first, 'kube_node_ping_export_failures_total', { exporter: 'otlp' })!;
+      await sleep(4000);
+      const { samples } = await scrape(agent.port);
+      const failures1 = valueOf(samples, 'kube_node_ping_export_failures_total', { exporter: 'otlp' })!;
+      assert.ok(failures1 >= failures0 + 10, `${protocol}: exports keep being tried (${failures0} → ${failures1})`);
+      assert.ok(valueOf(samples, 'kube_node_ping_packets_received_total', { destination_address: '127.0.0.1' })! > 40, 'probing goes on');
+      const warnLines = agent.logs().split('\n').filter((l) => l.includes('OTLP export failed'));
+      assert.ok(warnLines.length >= 1 && warnLines.length <= 2, `${protocol}: ${warnLines.length} warning lines for ${failures1} failures`);
+      const rss1 = await rssKiB(agent.child.pid!);
+      // Cumulative temporality and no retry buffer: nothing accumulates per failed export.
+      assert.ok(rss1 - rss0 < 20 * 1024, `${protocol}: RSS grew ${rss1 - rss0} KiB over ${failures1 - failures0} failed exports`);
+    } finally {
+      assert.equal((await agent.stop()).code, 0);
+    }
+  }
+});
+
+async function rssKiB(pid: number): Promise<number> {
+  const { readFileSync } = await import('node:fs');
+  const m = /VmRSS:\s+(\d+) kB/.exec(readFileSync(`/proc/${pid}/status`, 'utf8'));
+  return Number(m![1]);
+}
