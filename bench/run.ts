@@ -10,7 +10,9 @@
  *     (same shards, same -p/-t/-i), output drained into /dev/null;
  *   - the agent (src/main.ts) with a targets file of the same N addresses.
  * It prints the achieved probe rate against the intended rate, CPU per probe (user+system of
- * the process tree, from /proc), peak RSS, and the time to serve one scrape.
+ * the process tree, from /proc), peak RSS of the agent's Node process, the median time to
+ * serve one scrape, and the longest event-loop stall (which delays reading fping's output)
+ * over the run and five back-to-back scrapes.
  */
 import { spawn, type ChildProcess } from 'node:child_process';
 import { mkdtempSync, openSync, readFileSync, writeFileSync, readdirSync } from 'node:fs';
@@ -132,10 +134,13 @@ async function agentRun(addrs: string[]) {
     scrapeMs.push(lastScrapeMs);
   }
   scrapeMs.sort((a, b) => a - b);
+  // The longest the agent's event loop was blocked (fping output waits meanwhile), scrapes included.
+  const page = parseExposition(await (await fetch(`http://127.0.0.1:${agent.port}/metrics`)).text());
+  const stallMs = 1000 * (page.find((s) => s.name === 'kube_node_ping_eventloop_delay_max_seconds')?.value ?? NaN);
   const rssKiB = statusKiB(pid, 'VmHWM');
   const fpingRssKiB = childrenOf(pid).reduce((s, p) => s + statusKiB(p, 'VmHWM'), 0);
   await agent.stop();
-  return { ...r, rssKiB, fpingRssKiB, scrapeMs: scrapeMs[2]! };
+  return { ...r, rssKiB, fpingRssKiB, scrapeMs: scrapeMs[2]!, stallMs };
 }
 
 function machine(): string {
@@ -150,7 +155,7 @@ function machine(): string {
 }
 
 const rows: string[][] = [];
-const header = ['targets', 'intended probes/s', 'agent probes/s', 'achieved', 'fping alone µs CPU/probe', 'agent µs CPU/probe', 'CPU ratio', 'agent peak RSS MiB', 'scrape ms'];
+const header = ['targets', 'intended probes/s', 'agent probes/s', 'achieved', 'fping alone µs CPU/probe', 'agent µs CPU/probe', 'CPU ratio', 'agent peak RSS MiB', 'scrape ms', 'max loop stall ms'];
 for (const n of SIZES) {
   const addrs = addresses(n);
   const alone = await fpingAlone(addrs);
@@ -169,6 +174,7 @@ for (const n of SIZES) {
     `${(agentUs / aloneUs).toFixed(2)}×`,
     (agent.rssKiB / 1024).toFixed(0),
     agent.scrapeMs.toFixed(0),
+    agent.stallMs.toFixed(0),
   ]);
   process.stderr.write(`done N=${n}: fping alone ${(alone.probes / alone.seconds).toFixed(0)} probes/s in ${alone.processes} processes\n`);
 }

@@ -104,6 +104,7 @@ export async function startAgent(config: Config, deps: AgentDeps): Promise<Runni
     reload: () => source?.reload(),
     async stop() {
       source?.stop();
+      self?.stop();
       await prober.stop();
       try {
         await provider.forceFlush();

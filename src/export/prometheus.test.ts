@@ -32,7 +32,7 @@ test('Prometheus names carry unit and _total suffixes; resource labels are on ev
     'kube_node_ping_rtt_seconds_bucket', 'kube_node_ping_rtt_seconds_sum', 'kube_node_ping_rtt_seconds_count',
     'kube_node_ping_outage_ongoing_seconds', 'kube_node_ping_outage_duration_seconds_total', 'kube_node_ping_outages_total',
     'kube_node_ping_targets', 'kube_node_ping_fping_processes', 'kube_node_ping_fping_restarts_total',
-    'kube_node_ping_fping_parse_errors_total', 'kube_node_ping_export_failures_total', 'target_info',
+    'kube_node_ping_fping_parse_errors_total', 'kube_node_ping_export_failures_total', 'kube_node_ping_eventloop_delay_max_seconds', 'target_info',
   ]) assert.ok(names.has(n), `${n} in\n${[...names].join('\n')}`);
   for (const l of lines.filter((x) => !x.startsWith('target_info'))) {
     assert.match(l, /k8s_node_name="node-a"/, l);

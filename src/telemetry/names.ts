@@ -19,6 +19,7 @@ export const METRIC = {
   fpingParseErrors: 'kube_node_ping.fping.parse_errors',
   exportFailures: 'kube_node_ping.export.failures',
   targetsReloads: 'kube_node_ping.targets.reloads',
+  eventLoopDelayMax: 'kube_node_ping.eventloop.delay.max',
 } as const;
 
 /** Data-point attributes: they name the destination of a probe. */

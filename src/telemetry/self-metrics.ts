@@ -1,4 +1,5 @@
 import type { Counter, Meter } from '@opentelemetry/api';
+import { monitorEventLoopDelay, type ELDHistogram } from 'node:perf_hooks';
 import { ATTR, METRIC } from './names.ts';
 
 /**
@@ -10,6 +11,9 @@ export class SelfMetrics {
   readonly #parseErrors: Counter;
   readonly #exportFailures: Counter;
   readonly #reloads: Counter;
+  readonly #loopDelay: ELDHistogram;
+  #previousMaxNs = 0;
+  readonly #rotate: NodeJS.Timeout;
 
   constructor(meter: Meter, observe: { processes: () => number }) {
     this.#restarts = meter.createCounter(METRIC.fpingRestarts, { description: 'fping processes that exited unexpectedly and were restarted.', unit: '{restart}' });
@@ -19,12 +23,29 @@ export class SelfMetrics {
     meter
       .createObservableGauge(METRIC.fpingProcesses, { description: 'fping processes running.', unit: '{process}' })
       .addCallback((r) => r.observe(observe.processes()));
+    // The longest the event loop was blocked (fping output waits meanwhile) in the last one
+    // to two minutes: a window of its own, so that two readers do not reset each other.
+    this.#loopDelay = monitorEventLoopDelay({ resolution: 5 });
+    this.#loopDelay.enable();
+    this.#rotate = setInterval(() => {
+      this.#previousMaxNs = this.#loopDelay.max;
+      this.#loopDelay.reset();
+    }, 60_000);
+    this.#rotate.unref();
+    meter
+      .createObservableGauge(METRIC.eventLoopDelayMax, { description: 'Longest event-loop delay in the last 60 to 120 s.', unit: 's' })
+      .addCallback((r) => r.observe(Math.max(this.#previousMaxNs, this.#loopDelay.max) / 1e9));
     // Every label set exists from the start, so that a series reads 0 rather than being absent.
     this.#restarts.add(0);
     this.#parseErrors.add(0);
     this.#exportFailures.add(0, { [ATTR.exporter]: 'otlp' });
     this.#reloads.add(0, { [ATTR.result]: 'success' });
     this.#reloads.add(0, { [ATTR.result]: 'failure' });
+  }
+
+  stop(): void {
+    clearInterval(this.#rotate);
+    this.#loopDelay.disable();
   }
 
   fpingRestart(): void {
