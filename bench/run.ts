@@ -79,12 +79,14 @@ function statusKiB(pid: number, field: string): number {
 async function measure(pids: () => number[], countProbes: () => Promise<number>): Promise<{ cpu: number; probes: number; seconds: number }> {
   await sleep(WARMUP * 1000);
   const cpu0 = pids().reduce((s, p) => s + treeCpuSeconds(p), 0);
-  const probes0 = await countProbes();
+  // Counts are taken when the request starts (the agent collects on arrival, then renders).
   const t0 = performance.now();
-  await sleep(SECONDS * 1000);
+  const probes0 = await countProbes();
+  await sleep(SECONDS * 1000 - (performance.now() - t0));
   const cpu1 = pids().reduce((s, p) => s + treeCpuSeconds(p), 0);
+  const t1 = performance.now();
   const probes1 = await countProbes();
-  const seconds = (performance.now() - t0) / 1000;
+  const seconds = (t1 - t0) / 1000;
   return { cpu: cpu1 - cpu0, probes: probes1 - probes0, seconds };
 }
 

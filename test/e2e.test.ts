@@ -18,6 +18,8 @@ const PERIOD = '50ms'; // 20 probes/s per destination: enough samples in half a 
 const RUN_S = 30;
 
 let lab: Lab;
+let targetsFile: string;
+let targets: { name: string; address: string }[];
 let prom: PrometheusServer;
 let collector: CollectorServer | undefined;
 const agents: AgentProcess[] = [];
@@ -31,14 +33,14 @@ before(async () => {
   await lab.setBlackhole(hosts['dead']!, true);
   lab.startFlap(hosts['flappy']!, { upMs: 3000, downMs: 3000 });
 
-  const targets = Object.values(hosts).flatMap((h) => [{ name: h.name, address: h.v4 }]);
+  targets = Object.values(hosts).flatMap((h) => [{ name: h.name, address: h.v4 }]);
   targets.push({ name: 'slow-v6', address: hosts['slow']!.v6 });
   // The network rule: every address the agents will probe must route into the lab.
   await lab.assertRoutes(targets.map((t) => t.address));
   const dir = mkdtempSync(join(tmpdir(), 'knp-e2e-'));
-  const file = join(dir, 'targets.json');
-  writeFileSync(file, JSON.stringify(targets));
-  const common = ['--targets-file', file, '--period', PERIOD, '--cluster-name', 'lab'];
+  targetsFile = join(dir, 'targets.json');
+  writeFileSync(targetsFile, JSON.stringify(targets));
+  const common = ['--targets-file', targetsFile, '--targets-reload-interval', '500ms', '--period', PERIOD, '--cluster-name', 'lab'];
 
   // The OTLP/HTTP agent starts while its collector is still down: export must resume by itself.
   const grpcPort = await freePort();
@@ -177,4 +179,39 @@ test('the agent that started before its collector exported once it came up', asy
   }, 5000, 'failure counter');
   assert.ok(failures >= 1, 'the exports before the collector was up failed and were counted');
   assert.match(agents[0]!.logs(), /OTLP export recovered/);
+});
+
+test('a destination that leaves stops being exported on every path; the others go on', async () => {
+  writeFileSync(`${targetsFile}.new`, JSON.stringify(targets.filter((t) => t.name !== 'clean')));
+  const { renameSync } = await import('node:fs');
+  renameSync(`${targetsFile}.new`, targetsFile);
+  const left = Date.now() / 1000;
+  await sleep(6000);
+  for (const src of SOURCES) {
+    // Scraped series get a staleness marker and vanish; OTLP series simply get no new samples.
+    const last = await prom.query(`max_over_time(timestamp(kube_node_ping_packets_sent_total{${sel(src, 'clean')}})[1m:])`);
+    assert.equal(last.length, 1, src);
+    assert.ok(Number(last[0]!.value[1]) < left + 2, `${src}: clean still exported ${Number(last[0]!.value[1]) - left} s after it left`);
+    const fresh = await scalar(`timestamp(kube_node_ping_packets_sent_total{${sel(src, 'slow')}})`);
+    assert.ok(fresh > left + 3, `${src}: slow is still exported`);
+  }
+});
+
+test('SIGTERM flushes OTLP once: data that no interval would have sent arrives', async () => {
+  const dir = mkdtempSync(join(tmpdir(), 'knp-e2e-flush-'));
+  const file = join(dir, 'targets.json');
+  writeFileSync(file, JSON.stringify([{ name: 'flush-check', address: hosts['clean']!.v4 }]));
+  const agent = await startAgent({
+    args: ['--targets-file', file, '--period', PERIOD, '--otlp-endpoint', collector!.grpcEndpoint, '--otlp-protocol', 'grpc', '--export-interval', '1h'],
+    env: { NODE_NAME: 'src-flush' },
+  });
+  await sleep(2000);
+  const r = await agent.stop();
+  assert.equal(r.code, 0);
+  assert.ok(r.ms < 5000, `stopped in ${r.ms} ms`);
+  const sent = await eventually(async () => {
+    const v = await prom.query(`kube_node_ping_packets_sent_total{k8s_node_name="src-flush"}`);
+    return v.length === 1 ? Number(v[0]!.value[1]) : undefined;
+  }, 10_000, 'the final flush in Prometheus');
+  assert.ok(sent >= 10, `flushed ${sent} probes`);
 });

@@ -57,3 +57,12 @@ test('a departed destination leaves the page at the next scrape; the others keep
   assert.doesNotMatch(body, /destination_name="c"/);
   assert.ok(samples(body).some((l) => l.startsWith('kube_node_ping_packets_received_total{destination_name="b"') && l.endsWith(' 2')));
 });
+
+test('thousands of destinations: one series each, no SDK cardinality overflow', async () => {
+  const { metrics, endpoint } = setup();
+  const n = 2500; // above the SDK's default limit of 2000 attribute sets per instrument
+  metrics.setTargets(Array.from({ length: n }, (_, i) => ({ name: `n${i}`, address: `10.1.${i >> 8}.${i & 255}`, family: 4 as const, kind: 'node' as const })));
+  const lines = samples(await endpoint.text());
+  assert.equal(lines.filter((l) => l.startsWith('kube_node_ping_packets_sent_total{')).length, n);
+  assert.ok(!lines.some((l) => l.includes('otel_metric_overflow')));
+});

@@ -25,7 +25,7 @@ export class SelfMetrics {
       .addCallback((r) => r.observe(observe.processes()));
     // The longest the event loop was blocked (fping output waits meanwhile) in the last one
     // to two minutes: a window of its own, so that two readers do not reset each other.
-    this.#loopDelay = monitorEventLoopDelay({ resolution: 5 });
+    this.#loopDelay = monitorEventLoopDelay({ resolution: 20 });
     this.#loopDelay.enable();
     this.#rotate = setInterval(() => {
       this.#previousMaxNs = this.#loopDelay.max;
