@@ -34,7 +34,7 @@ export const ATTR = {
 } as const;
 
 /** Resource attributes rendered as labels on every Prometheus series (no join with target_info). */
-export const PROMOTED_RESOURCE_ATTRIBUTES = ['k8s.cluster.name', 'k8s.node.name', 'host.name'] as const;
+export const PROMOTED_RESOURCE_ATTRIBUTES = ['k8s.cluster.name', 'k8s.node.name', 'host.name', 'cloud.availability_zone'] as const;
 
 export const SCOPE_NAME = 'kube-node-ping';
 export const SERVICE_NAME = 'kube-node-ping';

@@ -9,6 +9,7 @@ import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { freePort, sleep } from './agent.ts';
 import { toolPath } from './tools.ts';
+import { PROMOTED_RESOURCE_ATTRIBUTES } from '../../src/telemetry/names.ts';
 
 interface Server {
   child: ChildProcess;
@@ -62,7 +63,8 @@ export interface ScrapeJob {
   intervalS?: number;
 }
 
-export const PROMOTED = ['k8s.cluster.name', 'k8s.node.name', 'host.name'];
+/** The resource attributes the agent renders as labels on its own page. */
+export const PROMOTED: readonly string[] = PROMOTED_RESOURCE_ATTRIBUTES;
 
 /** Prometheus 3 with the OTLP receiver on, promoting the same resource attributes the agent's page carries. */
 export async function startPrometheus(jobs: ScrapeJob[], extra: { ruleFiles?: string[] } = {}): Promise<PrometheusServer> {
