@@ -8,7 +8,9 @@ import { RateLimitedLog, type Logger } from './log.ts';
 import type { Spawner } from './probing/fping-process.ts';
 import { Prober } from './probing/prober.ts';
 import { StaticFileSource } from './targets/static-file.ts';
-import { EMBEDDED_TARGETS, type Target } from './targets/target.ts';
+import { EMBEDDED_TARGETS } from './targets/target.ts';
+import { TargetSet } from './targets/target-set.ts';
+import { discoveryEnabled, startDiscovery, type Discovery } from './discovery/discovery.ts';
 import { SCOPE_NAME } from './telemetry/names.ts';
 import { buildResource } from './telemetry/resource.ts';
 import { SelfMetrics } from './telemetry/self-metrics.ts';
@@ -31,7 +33,10 @@ export interface RunningAgent {
   stop(): Promise<void>;
 }
 
-/** Wires config → telemetry → targets → probing → HTTP. */
+/** Coalesces bursts of node events (a cluster scaling up) into one fping restart per shard. */
+const TARGET_DEBOUNCE_MS = 1000;
+
+/** Wires config → targets (discovery, file) → probing → telemetry → HTTP. */
 export async function startAgent(config: Config, deps: AgentDeps): Promise<RunningAgent> {
   const { log } = deps;
   routeOtelDiagnostics(log);
@@ -42,17 +47,7 @@ export async function startAgent(config: Config, deps: AgentDeps): Promise<Runni
     timeoutMs: config.timeout,
     version: deps.version,
   });
-  const readers: IMetricReader[] = [];
   let self: SelfMetrics | undefined;
-  const prometheus = config.prometheusPort > 0 ? new PrometheusEndpoint([metrics]) : undefined;
-  if (prometheus) readers.push(prometheus.reader);
-  if (config.otlpEndpoint !== '') {
-    // Loaded only when used: the gRPC and protobuf stacks cost about 20 MB of memory.
-    const { createOtlpReader } = await import('./export/otlp.ts');
-    readers.push(await createOtlpReader(config, [metrics], log, () => self?.exportFailure('otlp')));
-  }
-  const provider = new MeterProvider({ resource: buildResource(config, deps.version), readers });
-
   const prober: Prober = new Prober({
     settings: { fpingPath: config.fpingPath, periodMs: config.period, timeoutMs: config.timeout, packetSize: config.packetSize },
     maxTargetsPerProcess: config.maxTargetsPerFping,
@@ -61,15 +56,34 @@ export async function startAgent(config: Config, deps: AgentDeps): Promise<Runni
     log: log.child({ component: 'prober' }),
     spawner: deps.spawner,
   });
-  self = new SelfMetrics(provider.getMeter(SCOPE_NAME, deps.version), { processes: () => prober.processes });
 
   let targetsLoaded = false;
-  const apply = (targets: readonly Target[]) => {
+  // Nodes first: a configured target at a node's address is that node.
+  const targets = new TargetSet(['nodes', 'file'], (list) => {
     // Stats first, so that the first results of a new process find their destination.
-    metrics.setTargets(targets);
-    prober.setTargets(targets);
+    metrics.setTargets(list);
+    prober.setTargets(list);
     targetsLoaded = true;
-  };
+  }, TARGET_DEBOUNCE_MS);
+
+  let discovery: Discovery | undefined;
+  if (discoveryEnabled(config)) {
+    discovery = await startDiscovery(config, log.child({ component: 'discovery' }), {
+      onTargets: (list) => targets.set('nodes', list, !targetsLoaded),
+      onRestart: (reason) => self?.discoveryRestart(reason),
+    });
+  }
+
+  const readers: IMetricReader[] = [];
+  const prometheus = config.prometheusPort > 0 ? new PrometheusEndpoint([metrics]) : undefined;
+  if (prometheus) readers.push(prometheus.reader);
+  if (config.otlpEndpoint !== '') {
+    // Loaded only when used: the gRPC and protobuf stacks cost about 20 MB of memory.
+    const { createOtlpReader } = await import('./export/otlp.ts');
+    readers.push(await createOtlpReader(config, [metrics], log, () => self?.exportFailure('otlp')));
+  }
+  const provider = new MeterProvider({ resource: buildResource(config, deps.version, discovery?.ownNode), readers });
+  self = new SelfMetrics(provider.getMeter(SCOPE_NAME, deps.version), { processes: () => prober.processes, discovery: discovery?.watcher });
 
   let source: StaticFileSource | undefined;
   if (config.targetsFile !== '') {
@@ -77,13 +91,13 @@ export async function startAgent(config: Config, deps: AgentDeps): Promise<Runni
       path: config.targetsFile,
       pollIntervalMs: config.targetsReloadInterval,
       log: log.child({ component: 'targets' }),
-      onTargets: apply,
+      onTargets: (list) => targets.set('file', list, !targetsLoaded),
       onReload: (ok) => self?.reload(ok),
     });
     await source.start();
-  } else {
-    log.info('no targets file: probing the embedded default', { targets: EMBEDDED_TARGETS.map((t) => t.address) });
-    apply(EMBEDDED_TARGETS);
+  } else if (!discovery) {
+    log.info('no targets file and no discovery: probing the embedded default', { targets: EMBEDDED_TARGETS.map((t) => t.address) });
+    targets.set('file', EMBEDDED_TARGETS, true);
   }
 
   let server: Server | undefined;
@@ -91,7 +105,9 @@ export async function startAgent(config: Config, deps: AgentDeps): Promise<Runni
   if (config.prometheusPort > 0) {
     const started = await startHttpServer(config.prometheusPort, config.prometheusHost, {
       metrics: prometheus ? () => prometheus.render() : undefined,
-      notReady: () => (!targetsLoaded ? 'targets not loaded' : metrics.size > 0 && prober.processes === 0 ? 'no fping process running' : undefined),
+      notReady: () =>
+        discovery?.degraded() ??
+        (!targetsLoaded ? 'targets not loaded' : metrics.size > 0 && prober.processes === 0 ? 'no fping process running' : undefined),
     }, log.child({ component: 'http' }));
     server = started.server;
     httpPort = started.port;
@@ -104,6 +120,8 @@ export async function startAgent(config: Config, deps: AgentDeps): Promise<Runni
     reload: () => source?.reload(),
     async stop() {
       source?.stop();
+      discovery?.stop();
+      targets.stop();
       self?.stop();
       await prober.stop();
       try {

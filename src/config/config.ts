@@ -35,6 +35,14 @@ export interface Config {
   podNamespace: string;
   resourceAttributes: Record<string, string>;
   logLevel: LogLevel;
+  discovery: 'auto' | 'kubernetes' | 'off';
+  kubeconfig: string;
+  kubernetesServiceHost: string;
+  nodeSelector: string;
+  nodeAddressTypes: string[];
+  ipFamilies: ('ipv4' | 'ipv6')[];
+  skipNotReady: boolean;
+  skipCordoned: boolean;
 }
 
 /** Thrown for a bad setting; its message is the one line the user sees. */
@@ -99,6 +107,23 @@ function oneOf<T extends string>(values: readonly T[]): Parser<T> {
     const v = raw.trim() as T;
     if (!values.includes(v)) throw new Invalid(`is not one of ${values.join(', ')}`);
     return v;
+  };
+}
+
+const bool: Parser<boolean> = (raw) => {
+  const v = raw.trim().toLowerCase();
+  if (v === 'true' || v === '1' || v === 'yes') return true;
+  if (v === 'false' || v === '0' || v === 'no') return false;
+  throw new Invalid('is not true or false');
+};
+
+function listOf<T extends string>(values: readonly T[]): Parser<T[]> {
+  return (raw) => {
+    const items = raw.split(',').map((x) => x.trim()).filter((x) => x !== '');
+    if (items.length === 0) throw new Invalid('is an empty list');
+    for (const i of items) if (!values.includes(i as T)) throw new Invalid(`has "${i}", not one of ${values.join(', ')}`);
+    if (new Set(items).size !== items.length) throw new Invalid('lists an item twice');
+    return items as T[];
   };
 }
 
@@ -193,6 +218,21 @@ const SCHEMA: Setting<keyof Config>[] = [
   setting({ key: 'podNamespace', env: ['POD_NAMESPACE'], arg: '<name>', parse: str, default: '', help: 'Resource attribute k8s.namespace.name.' }),
   setting({ key: 'resourceAttributes', env: ['OTEL_RESOURCE_ATTRIBUTES'], arg: '<k=v,...>', parse: keyValueList, default: {},
     defaultText: 'none', help: 'Extra resource attributes; they override the detected ones.' }),
+  setting({ key: 'discovery', flag: '--discovery', env: ['KNP_DISCOVERY'], arg: '<mode>', parse: oneOf(['auto', 'kubernetes', 'off'] as const), default: 'auto',
+    help: 'Node discovery: kubernetes watches Node objects; auto does so in a cluster (KUBERNETES_SERVICE_HOST set) or with --kubeconfig; off probes only the targets file (or loopback).' }),
+  setting({ key: 'kubeconfig', flag: '--kubeconfig', env: ['KUBECONFIG'], arg: '<path>', parse: str, default: '', defaultText: 'in-cluster service account',
+    help: 'Kubeconfig file for discovery outside a cluster.' }),
+  setting({ key: 'kubernetesServiceHost', env: ['KUBERNETES_SERVICE_HOST'], arg: '<host>', parse: str, default: '', help: 'Set by Kubernetes in every pod: discovery auto turns on.' }),
+  setting({ key: 'nodeSelector', flag: '--node-selector', env: ['KNP_NODE_SELECTOR'], arg: '<selector>', parse: str, default: '', defaultText: 'all nodes',
+    help: 'Label selector narrowing the nodes probed, e.g. node-role.kubernetes.io/worker.' }),
+  setting({ key: 'nodeAddressTypes', flag: '--node-address-types', env: ['KNP_NODE_ADDRESS_TYPES'], arg: '<types>', parse: listOf(['InternalIP', 'ExternalIP'] as const),
+    default: ['InternalIP'], defaultText: 'InternalIP', help: 'Node address types to probe, in order of preference, e.g. InternalIP,ExternalIP.' }),
+  setting({ key: 'ipFamilies', flag: '--ip-families', env: ['KNP_IP_FAMILIES'], arg: '<families>', parse: listOf(['ipv4', 'ipv6'] as const),
+    default: ['ipv4', 'ipv6'], defaultText: 'ipv4,ipv6', help: 'Address families to probe; a dual-stack node gives one target per family.' }),
+  setting({ key: 'skipNotReady', flag: '--skip-not-ready', env: ['KNP_SKIP_NOT_READY'], arg: '<bool>', parse: bool, default: false,
+    help: 'Do not probe NotReady nodes. By default they are probed: a flapping node is what you are hunting.' }),
+  setting({ key: 'skipCordoned', flag: '--skip-cordoned', env: ['KNP_SKIP_CORDONED'], arg: '<bool>', parse: bool, default: false,
+    help: 'Do not probe cordoned (unschedulable) nodes.' }),
   setting({ key: 'logLevel', flag: '--log-level', env: ['KNP_LOG_LEVEL'], arg: '<level>', parse: oneOf(LOG_LEVELS), default: 'info',
     help: 'debug, info, warn or error.' }),
 ];
@@ -328,6 +368,7 @@ export function helpText(): string {
 
 function describeDefault(key: keyof Config, v: unknown): string {
   if (key === 'period' || key === 'targetsReloadInterval' || key === 'exportInterval') return formatDuration(v as number);
+  if (typeof v === 'boolean') return String(v);
   if (v === '') return 'empty';
   return String(v);
 }

@@ -3,12 +3,17 @@ import { isIP } from 'node:net';
 /** Where a target came from. Kept as a label so that node and external series can be told apart. */
 export type TargetKind = 'node' | 'external';
 
-/** One destination to probe. Identity is (name, address): anything else is not a series label. */
+/**
+ * One destination to probe. Series identity is (name, address): the other fields become
+ * labels as first seen and a later change to them does not start a new series.
+ */
 export interface Target {
   readonly name: string;
   readonly address: string;
   readonly family: 4 | 6;
   readonly kind: TargetKind;
+  /** The node's topology.kubernetes.io/zone, if any. */
+  readonly zone?: string;
 }
 
 /**

@@ -20,6 +20,9 @@ export const METRIC = {
   exportFailures: 'kube_node_ping.export.failures',
   targetsReloads: 'kube_node_ping.targets.reloads',
   eventLoopDelayMax: 'kube_node_ping.eventloop.delay.max',
+  discoveryRestarts: 'kube_node_ping.discovery.restarts',
+  discoveryLastSyncAge: 'kube_node_ping.discovery.last_sync.age',
+  discoveryNodes: 'kube_node_ping.discovery.nodes',
 } as const;
 
 /** Data-point attributes: they name the destination of a probe. */
@@ -27,6 +30,7 @@ export const ATTR = {
   destinationName: 'destination_name',
   destinationAddress: 'destination_address',
   destinationKind: 'destination_kind',
+  destinationZone: 'destination_zone',
   /** Self metrics. */
   exporter: 'exporter',
   result: 'result',

@@ -15,7 +15,9 @@ export class SelfMetrics {
   #previousMaxNs = 0;
   readonly #rotate: NodeJS.Timeout;
 
-  constructor(meter: Meter, observe: { processes: () => number }) {
+  readonly #discoveryRestarts: Counter;
+
+  constructor(meter: Meter, observe: { processes: () => number; discovery?: { lastContactMs: number; nodes: ReadonlyMap<string, unknown> } }) {
     this.#restarts = meter.createCounter(METRIC.fpingRestarts, { description: 'fping processes that exited unexpectedly and were restarted.', unit: '{restart}' });
     this.#parseErrors = meter.createCounter(METRIC.fpingParseErrors, { description: 'Lines of fping output that could not be parsed.', unit: '{line}' });
     this.#exportFailures = meter.createCounter(METRIC.exportFailures, { description: 'Failed metric exports.', unit: '{export}' });
@@ -23,6 +25,19 @@ export class SelfMetrics {
     meter
       .createObservableGauge(METRIC.fpingProcesses, { description: 'fping processes running.', unit: '{process}' })
       .addCallback((r) => r.observe(observe.processes()));
+    this.#discoveryRestarts = meter.createCounter(METRIC.discoveryRestarts, { description: 'Restarts of the node list/watch loop, by reason.', unit: '{restart}' });
+    const d = observe.discovery;
+    if (d) {
+      meter
+        .createObservableGauge(METRIC.discoveryLastSyncAge, { description: 'Seconds since the API server last answered the node list/watch.', unit: 's' })
+        .addCallback((r) => {
+          if (d.lastContactMs > 0) r.observe((Date.now() - d.lastContactMs) / 1000);
+        });
+      meter
+        .createObservableGauge(METRIC.discoveryNodes, { description: 'Nodes known to discovery (before the selection policy).', unit: '{node}' })
+        .addCallback((r) => r.observe(d.nodes.size));
+      for (const reason of ['expired', 'unreachable', 'forbidden']) this.#discoveryRestarts.add(0, { [ATTR.reason]: reason });
+    }
     // The longest the event loop was blocked (fping output waits meanwhile) in the last one
     // to two minutes: a window of its own, so that two readers do not reset each other.
     this.#loopDelay = monitorEventLoopDelay({ resolution: 20 });
@@ -46,6 +61,10 @@ export class SelfMetrics {
   stop(): void {
     clearInterval(this.#rotate);
     this.#loopDelay.disable();
+  }
+
+  discoveryRestart(reason: string): void {
+    this.#discoveryRestarts.add(1, { [ATTR.reason]: reason });
   }
 
   fpingRestart(): void {

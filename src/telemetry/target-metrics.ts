@@ -38,7 +38,7 @@ export interface TargetMetricsOptions {
 
 class TargetStats {
   readonly target: Target;
-  readonly attributes: Attributes;
+  readonly attributes: Record<string, string>;
   readonly startTime: HrTime;
   sent = 0;
   received = 0;
@@ -63,6 +63,7 @@ class TargetStats {
       [ATTR.destinationAddress]: target.address,
       [ATTR.destinationKind]: target.kind,
     };
+    if (target.zone) this.attributes[ATTR.destinationZone] = target.zone;
     this.startTime = millisToHrTime(nowMs);
     this.buckets = new Float64Array(bucketCount);
   }
@@ -97,7 +98,8 @@ export class TargetMetrics implements MetricProducer {
     const next = new Map<string, TargetStats>();
     for (const t of targets) {
       const old = this.#byAddress.get(t.address);
-      next.set(t.address, old && targetKey(old.target) === targetKey(t) && old.target.kind === t.kind ? old : new TargetStats(t, this.#boundsMs.length + 1, now));
+      // Only (name, address) is identity: a node whose zone label changes keeps its series.
+      next.set(t.address, old && targetKey(old.target) === targetKey(t) ? old : new TargetStats(t, this.#boundsMs.length + 1, now));
     }
     this.#byAddress.clear();
     for (const [k, v] of next) this.#byAddress.set(k, v);
