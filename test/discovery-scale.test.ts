@@ -1,0 +1,46 @@
+/**
+ * 5,000 Node objects in a real kube-apiserver: the agent's target set converges to all of
+ * them (minus its own node), and a change to one of them still lands within seconds. The
+ * InternalIPs are loopback addresses, so nothing leaves the machine.
+ */
+import { after, before, test } from 'node:test';
+import assert from 'node:assert/strict';
+import { eventually, scrape, startAgent, valueOf, type AgentProcess } from './support/agent.ts';
+import { findKubeBinaries, startKube, type Kube } from './support/kube.ts';
+import { createNodes, deleteNode } from './support/nodes.ts';
+
+const N = 5000;
+const found = findKubeBinaries();
+if ('missing' in found) throw new Error(`kube binaries missing: ${found.missing}; run ./scripts/test`);
+
+let k: Kube;
+let agent: AgentProcess;
+
+before(async () => {
+  k = await startKube(found);
+  await createNodes(k, Array.from({ length: N }, (_, i) => ({
+    name: `node-${String(i).padStart(5, '0')}`,
+    addresses: [{ type: 'InternalIP', address: `127.3.${Math.floor(i / 250)}.${(i % 250) + 1}` }],
+    zone: `zone-${'abc'[i % 3]}`,
+    realistic: true,
+  })));
+});
+
+after(async () => {
+  await agent?.stop();
+  await k?.stop();
+});
+
+test(`${N} nodes: the target set converges, and follows a deletion`, async () => {
+  const t0 = Date.now();
+  // A long period keeps the probing itself light: this test is about discovery.
+  agent = await startAgent({ args: ['--discovery', 'kubernetes', '--kubeconfig', k.kubeconfigPath, '--period', '10s', '--ip-families', 'ipv4'], env: { NODE_NAME: 'node-00000' } });
+  await eventually(async () => valueOf((await scrape(agent.port)).samples, 'kube_node_ping_targets', { destination_kind: 'node' }) === N - 1, 60_000, 'all nodes but our own as targets');
+  const convergedS = (Date.now() - t0) / 1000;
+  assert.ok(convergedS < 60, `converged in ${convergedS} s`);
+  const { samples } = await scrape(agent.port);
+  assert.equal(valueOf(samples, 'kube_node_ping_discovery_nodes'), N);
+  assert.equal(valueOf(samples, 'kube_node_ping_fping_processes'), Math.ceil((N - 1) / 256));
+  await deleteNode(k, 'node-04999');
+  await eventually(async () => valueOf((await scrape(agent.port)).samples, 'kube_node_ping_targets', { destination_kind: 'node' }) === N - 2, 10_000, 'the deletion');
+});
