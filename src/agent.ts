@@ -1,7 +1,7 @@
 import { diag, DiagLogLevel } from '@opentelemetry/api';
 import { MeterProvider, type IMetricReader } from '@opentelemetry/sdk-metrics';
 import type { Server } from 'node:http';
-import type { Config } from './config/config.ts';
+import { discoveryEnabled, type Config } from './config/config.ts';
 import { PrometheusEndpoint } from './export/prometheus.ts';
 import { startHttpServer } from './http/server.ts';
 import { RateLimitedLog, type Logger } from './log.ts';
@@ -10,7 +10,7 @@ import { Prober } from './probing/prober.ts';
 import { StaticFileSource } from './targets/static-file.ts';
 import { EMBEDDED_TARGETS } from './targets/target.ts';
 import { TargetSet } from './targets/target-set.ts';
-import { discoveryEnabled, startDiscovery, type Discovery } from './discovery/discovery.ts';
+import type { Discovery } from './discovery/discovery.ts';
 import { SCOPE_NAME } from './telemetry/names.ts';
 import { buildResource } from './telemetry/resource.ts';
 import { SelfMetrics } from './telemetry/self-metrics.ts';
@@ -46,6 +46,8 @@ export async function startAgent(config: Config, deps: AgentDeps): Promise<Runni
     outageThreshold: config.outageThreshold,
     timeoutMs: config.timeout,
     version: deps.version,
+    rttPer: config.rttHistogram === 'per-zone' ? 'zone' : 'destination',
+    lean: config.pairMetrics === 'lean',
   });
   let self: SelfMetrics | undefined;
   const prober: Prober = new Prober({
@@ -68,8 +70,11 @@ export async function startAgent(config: Config, deps: AgentDeps): Promise<Runni
 
   let discovery: Discovery | undefined;
   if (discoveryEnabled(config)) {
+    // Loaded only when used: client-node and its HTTP stack cost tens of MB.
+    const { startDiscovery } = await import('./discovery/discovery.ts');
     discovery = await startDiscovery(config, log.child({ component: 'discovery' }), {
-      onTargets: (list) => targets.set('nodes', list, !targetsLoaded),
+      // Discovery already waits for node events to settle.
+      onTargets: (list) => targets.set('nodes', list, true),
       onRestart: (reason) => self?.discoveryRestart(reason),
     });
   }
@@ -83,7 +88,7 @@ export async function startAgent(config: Config, deps: AgentDeps): Promise<Runni
     readers.push(await createOtlpReader(config, [metrics], log, () => self?.exportFailure('otlp')));
   }
   const provider = new MeterProvider({ resource: buildResource(config, deps.version, discovery?.ownNode), readers });
-  self = new SelfMetrics(provider.getMeter(SCOPE_NAME, deps.version), { processes: () => prober.processes, discovery: discovery?.watcher });
+  self = new SelfMetrics(provider.getMeter(SCOPE_NAME, deps.version), { processes: () => prober.processes, discovery: discovery?.watcher, mesh: discovery?.mesh });
 
   let source: StaticFileSource | undefined;
   if (config.targetsFile !== '') {

@@ -43,6 +43,13 @@ export interface Config {
   ipFamilies: ('ipv4' | 'ipv6')[];
   skipNotReady: boolean;
   skipCordoned: boolean;
+  meshMode: 'auto' | 'full' | 'sampled';
+  meshFullBelow: number;
+  meshZonePeers: number;
+  meshCrossZonePeers: number;
+  meshBudget: number;
+  rttHistogram: 'per-destination' | 'per-zone';
+  pairMetrics: 'full' | 'lean';
 }
 
 /** Thrown for a bad setting; its message is the one line the user sees. */
@@ -233,6 +240,20 @@ const SCHEMA: Setting<keyof Config>[] = [
     help: 'Do not probe NotReady nodes. By default they are probed: a flapping node is what you are hunting.' }),
   setting({ key: 'skipCordoned', flag: '--skip-cordoned', env: ['KNP_SKIP_CORDONED'], arg: '<bool>', parse: bool, default: false,
     help: 'Do not probe cordoned (unschedulable) nodes.' }),
+  setting({ key: 'meshMode', flag: '--mesh-mode', env: ['KNP_MESH_MODE'], arg: '<mode>', parse: oneOf(['auto', 'full', 'sampled'] as const), default: 'auto',
+    help: 'Which nodes each agent probes: full (all), sampled (zone rings, see docs/scale.md), or auto (full below --mesh-full-below nodes).' }),
+  setting({ key: 'meshFullBelow', flag: '--mesh-full-below', env: ['KNP_MESH_FULL_BELOW'], arg: '<nodes>', parse: int(2, 1_000_000), default: 100,
+    help: 'With --mesh-mode auto: full mesh below this many nodes, sampled from there.' }),
+  setting({ key: 'meshZonePeers', flag: '--mesh-zone-peers', env: ['KNP_MESH_ZONE_PEERS'], arg: '<count>', parse: int(1, 10_000), default: 10,
+    help: 'Sampled: peers in the own zone (all of them if the zone is smaller); also how many agents probe each node from its zone.' }),
+  setting({ key: 'meshCrossZonePeers', flag: '--mesh-cross-zone-peers', env: ['KNP_MESH_CROSS_ZONE_PEERS'], arg: '<count>', parse: int(0, 10_000), default: 2,
+    help: 'Sampled: peers in each other zone.' }),
+  setting({ key: 'meshBudget', flag: '--mesh-budget', env: ['KNP_MESH_BUDGET'], arg: '<count>', parse: int(1, 100_000), default: 30,
+    help: 'Sampled: most peers per agent; cross-zone peers are cut first.' }),
+  setting({ key: 'rttHistogram', flag: '--rtt-histogram', env: ['KNP_RTT_HISTOGRAM'], arg: '<per>', parse: oneOf(['per-destination', 'per-zone'] as const), default: 'per-destination',
+    help: 'per-zone: one RTT histogram per destination zone for node targets (loss counters stay per pair), to cut series in large clusters.' }),
+  setting({ key: 'pairMetrics', flag: '--pair-metrics', env: ['KNP_PAIR_METRICS'], arg: '<set>', parse: oneOf(['full', 'lean'] as const), default: 'full',
+    help: 'lean: per pair only packets sent/received and the ongoing outage (no duplicates, outage totals), to cut series.' }),
   setting({ key: 'logLevel', flag: '--log-level', env: ['KNP_LOG_LEVEL'], arg: '<level>', parse: oneOf(LOG_LEVELS), default: 'info',
     help: 'debug, info, warn or error.' }),
 ];
@@ -371,4 +392,11 @@ function describeDefault(key: keyof Config, v: unknown): string {
   if (typeof v === 'boolean') return String(v);
   if (v === '') return 'empty';
   return String(v);
+}
+
+/** Discovery runs with --discovery kubernetes, or with auto in a pod or with a kubeconfig. */
+export function discoveryEnabled(config: Config): boolean {
+  if (config.discovery === 'off') return false;
+  if (config.discovery === 'kubernetes') return true;
+  return config.kubeconfig !== '' || config.kubernetesServiceHost !== '';
 }

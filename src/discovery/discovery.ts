@@ -4,21 +4,24 @@ import type { Logger } from '../log.ts';
 import type { Target } from '../targets/target.ts';
 import { compactNode, targetsFromNodes, type CompactNode, type NodePolicy } from './node.ts';
 import { NodeWatcher } from './node-watcher.ts';
-
-/** Discovery runs with --discovery kubernetes, or with auto in a pod or with a kubeconfig. */
-export function discoveryEnabled(config: Config): boolean {
-  if (config.discovery === 'off') return false;
-  if (config.discovery === 'kubernetes') return true;
-  return config.kubeconfig !== '' || config.kubernetesServiceHost !== '';
-}
+import { Mesh, type MeshMode } from '../mesh/mesh.ts';
 
 export interface DiscoveryHooks {
   onTargets(targets: Target[]): void;
   onRestart(reason: string): void;
 }
 
+export interface MeshState {
+  mode: MeshMode;
+  /** Nodes this agent probes. */
+  peers: number;
+  /** Agents that probe this node, by the same deterministic assignment. */
+  probers: number;
+}
+
 export interface Discovery {
   watcher: NodeWatcher;
+  mesh: MeshState;
   /** This agent's own Node as read at start-up, for resource attributes; undefined if it could not be read. */
   ownNode: CompactNode | undefined;
   /** Undefined when healthy; otherwise why readiness should fail. */
@@ -28,6 +31,8 @@ export interface Discovery {
 
 /** After this long without an answer from the API server, readiness reports discovery as degraded. */
 const DEGRADED_AFTER_MS = 60_000;
+/** Node events are turned into targets after this much quiet (the first list at once). */
+const NODES_DEBOUNCE_MS = 1000;
 const OWN_NODE_TIMEOUT_MS = 5000;
 
 export async function startDiscovery(config: Config, log: Logger, hooks: DiscoveryHooks): Promise<Discovery> {
@@ -66,27 +71,60 @@ export async function startDiscovery(config: Config, log: Logger, hooks: Discove
     skipNotReady: config.skipNotReady,
     skipCordoned: config.skipCordoned,
   };
+  const settings = {
+    mode: config.meshMode,
+    fullBelow: config.meshFullBelow,
+    zonePeers: config.meshZonePeers,
+    crossZonePeers: config.meshCrossZonePeers,
+    budget: config.meshBudget,
+  };
+  const mesh: MeshState = { mode: 'full', peers: 0, probers: 0 };
   // Warn once per node and reason, not at every watch event.
   let warned = new Map<string, string>();
+  const compute = (nodes: ReadonlyMap<string, CompactNode>) => {
+    // Every agent sees the same node list, so every agent computes the same assignment.
+    // Our own node takes part even if the selector leaves it out.
+    const members = [...nodes.values()].map((n) => ({ name: n.name, zone: n.zone }));
+    if (config.nodeName !== '' && !nodes.has(config.nodeName)) members.push({ name: config.nodeName, zone: ownNode?.zone ?? '' });
+    const m = new Mesh(members, settings);
+    let eligible = nodes.values();
+    if (m.mode === 'sampled') {
+      const peers = new Set(m.peersOf(config.nodeName));
+      eligible = [...nodes.values()].filter((n) => peers.has(n.name)).values();
+    }
+    const { targets, skipped } = targetsFromNodes(eligible, policy);
+    const now = new Map<string, string>();
+    for (const s of skipped) {
+      now.set(s.node, s.reason);
+      if (warned.get(s.node) !== s.reason) log.warn('skipping node', { node: s.node, reason: s.reason });
+    }
+    warned = now;
+    mesh.mode = m.mode;
+    mesh.peers = new Set(targets.map((t) => t.name)).size;
+    mesh.probers = m.probersOf(config.nodeName);
+    hooks.onTargets(targets);
+  };
+  let timer: NodeJS.Timeout | undefined;
+  let first = true;
   const watcher = new NodeWatcher({
     kc,
     labelSelector: config.nodeSelector,
     log,
     onRestart: hooks.onRestart,
     onNodes: (nodes) => {
-      const { targets, skipped } = targetsFromNodes(nodes.values(), policy);
-      const now = new Map<string, string>();
-      for (const s of skipped) {
-        now.set(s.node, s.reason);
-        if (warned.get(s.node) !== s.reason) log.warn('skipping node', { node: s.node, reason: s.reason });
+      clearTimeout(timer);
+      if (first) {
+        first = false;
+        compute(nodes);
+      } else {
+        timer = setTimeout(() => compute(nodes), NODES_DEBOUNCE_MS);
       }
-      warned = now;
-      hooks.onTargets(targets);
     },
   });
   watcher.start();
   return {
     watcher,
+    mesh,
     ownNode,
     degraded() {
       if (!watcher.synced) return 'discovery: nodes not listed yet';
@@ -94,6 +132,9 @@ export async function startDiscovery(config: Config, log: Logger, hooks: Discove
       if (watcher.failing && silent > DEGRADED_AFTER_MS) return `discovery degraded: API server unreachable for ${Math.round(silent / 1000)} s; probing the last known nodes`;
       return undefined;
     },
-    stop: () => watcher.stop(),
+    stop: () => {
+      clearTimeout(timer);
+      watcher.stop();
+    },
   };
 }

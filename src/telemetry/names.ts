@@ -23,6 +23,8 @@ export const METRIC = {
   discoveryRestarts: 'kube_node_ping.discovery.restarts',
   discoveryLastSyncAge: 'kube_node_ping.discovery.last_sync.age',
   discoveryNodes: 'kube_node_ping.discovery.nodes',
+  meshPeers: 'kube_node_ping.mesh.peers',
+  meshProbers: 'kube_node_ping.mesh.probers',
 } as const;
 
 /** Data-point attributes: they name the destination of a probe. */
@@ -35,6 +37,7 @@ export const ATTR = {
   exporter: 'exporter',
   result: 'result',
   reason: 'reason',
+  mode: 'mode',
 } as const;
 
 /** Resource attributes rendered as labels on every Prometheus series (no join with target_info). */

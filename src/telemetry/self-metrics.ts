@@ -17,7 +17,14 @@ export class SelfMetrics {
 
   readonly #discoveryRestarts: Counter;
 
-  constructor(meter: Meter, observe: { processes: () => number; discovery?: { lastContactMs: number; nodes: ReadonlyMap<string, unknown> } }) {
+  constructor(
+    meter: Meter,
+    observe: {
+      processes: () => number;
+      discovery?: { lastContactMs: number; nodes: ReadonlyMap<string, unknown> };
+      mesh?: { mode: string; peers: number; probers: number };
+    },
+  ) {
     this.#restarts = meter.createCounter(METRIC.fpingRestarts, { description: 'fping processes that exited unexpectedly and were restarted.', unit: '{restart}' });
     this.#parseErrors = meter.createCounter(METRIC.fpingParseErrors, { description: 'Lines of fping output that could not be parsed.', unit: '{line}' });
     this.#exportFailures = meter.createCounter(METRIC.exportFailures, { description: 'Failed metric exports.', unit: '{export}' });
@@ -37,6 +44,15 @@ export class SelfMetrics {
         .createObservableGauge(METRIC.discoveryNodes, { description: 'Nodes known to discovery (before the selection policy).', unit: '{node}' })
         .addCallback((r) => r.observe(d.nodes.size));
       for (const reason of ['expired', 'unreachable', 'forbidden']) this.#discoveryRestarts.add(0, { [ATTR.reason]: reason });
+    }
+    const mesh = observe.mesh;
+    if (mesh) {
+      meter
+        .createObservableGauge(METRIC.meshPeers, { description: 'Nodes this agent probes, by mesh mode.', unit: '{node}' })
+        .addCallback((r) => r.observe(mesh.peers, { [ATTR.mode]: mesh.mode }));
+      meter
+        .createObservableGauge(METRIC.meshProbers, { description: 'Agents that probe this node, from the deterministic assignment.', unit: '{agent}' })
+        .addCallback((r) => r.observe(mesh.probers, { [ATTR.mode]: mesh.mode }));
     }
     // The longest the event loop was blocked (fping output waits meanwhile) in the last one
     // to two minutes: a window of its own, so that two readers do not reset each other.

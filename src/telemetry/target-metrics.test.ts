@@ -110,3 +110,33 @@ test('targets gauge counts by kind', () => {
   const g = m.snapshot().find((x) => x.descriptor.name === METRIC.targets) as GaugeMetricData;
   assert.deepEqual(g.dataPoints.map((d) => [d.attributes['destination_kind'], d.value]), [['node', 2], ['external', 1]]);
 });
+
+test('per-zone RTT histograms: node targets share their zone\'s, externals keep their own; lean drops the totals', () => {
+  const m = new TargetMetrics({ bucketsMs: [1, 10], outageThreshold: 3, timeoutMs: 1000, version: 't', rttPer: 'zone', lean: true });
+  m.setTargets([
+    { name: 'a', address: '10.0.0.1', family: 4, kind: 'node', zone: 'z1' },
+    { name: 'b', address: '10.0.0.2', family: 4, kind: 'node', zone: 'z1' },
+    { name: 'c', address: '10.0.0.3', family: 4, kind: 'node', zone: 'z2' },
+    { name: 'dns', address: '10.9.9.9', family: 4, kind: 'external' },
+  ]);
+  m.recordReply('10.0.0.1', 0, 0.5, 0);
+  m.recordReply('10.0.0.2', 0, 5, 0);
+  m.recordReply('10.0.0.3', 0, 5, 0);
+  m.recordReply('10.9.9.9', 0, 50, 0);
+  const s = m.snapshot();
+  const rtt = () => (m.snapshot().find((x) => x.descriptor.name === METRIC.rtt) as HistogramMetricData).dataPoints;
+  assert.deepEqual(rtt().map((d) => [d.attributes, d.value.count]), [
+    [{ destination_zone: 'z1', destination_kind: 'node' }, 2],
+    [{ destination_zone: 'z2', destination_kind: 'node' }, 1],
+    [{ destination_name: 'dns', destination_address: '10.9.9.9', destination_kind: 'external' }, 1],
+  ]);
+  assert.equal(point(s, METRIC.packetsReceived, 'b'), 1, 'loss counters stay per pair');
+  assert.deepEqual(s.map((x) => x.descriptor.name).filter((n) => n.startsWith('kube_node_ping.outage') || n.includes('duplicate') || n === METRIC.outages), [METRIC.outageOngoing]);
+  // b leaves: z1's histogram goes on counting from where it was.
+  m.setTargets([
+    { name: 'a', address: '10.0.0.1', family: 4, kind: 'node', zone: 'z1' },
+    { name: 'c', address: '10.0.0.3', family: 4, kind: 'node', zone: 'z2' },
+  ]);
+  m.recordReply('10.0.0.1', 1, 0.5, 0);
+  assert.deepEqual(rtt().map((d) => [d.attributes['destination_zone'], d.value.count, d.value.buckets.counts]), [['z1', 3, [2, 1, 0]], ['z2', 1, [0, 1, 0]]]);
+});

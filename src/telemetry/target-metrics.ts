@@ -33,7 +33,26 @@ export interface TargetMetricsOptions {
   /** fping's per-probe timeout: a loss is reported this long after its probe was sent. */
   timeoutMs: number;
   version: string;
+  /** 'zone': node targets share one RTT histogram per destination zone. */
+  rttPer?: 'destination' | 'zone';
+  /** Per pair only sent, received and the ongoing outage. */
+  lean?: boolean;
   now?: () => number;
+}
+
+/** One RTT histogram: a destination's own, or shared by the nodes of a zone. */
+class Hist {
+  readonly attributes: Record<string, string>;
+  readonly startTime: HrTime;
+  readonly buckets: Float64Array;
+  sumSeconds = 0;
+  count = 0;
+
+  constructor(attributes: Record<string, string>, bucketCount: number, nowMs: number) {
+    this.attributes = attributes;
+    this.startTime = millisToHrTime(nowMs);
+    this.buckets = new Float64Array(bucketCount);
+  }
 }
 
 class TargetStats {
@@ -43,8 +62,8 @@ class TargetStats {
   sent = 0;
   received = 0;
   duplicates = 0;
-  rttSumSeconds = 0;
-  readonly buckets: Float64Array;
+  /** Set by TargetMetrics.setTargets: this destination's histogram or its zone's. */
+  hist!: Hist;
   consecutiveLosses = 0;
   /** When the first probe of the current run of losses was sent (ms since epoch). */
   lossRunStartMs = 0;
@@ -56,7 +75,7 @@ class TargetStats {
   seqHigh = -1;
   seqMask = 0;
 
-  constructor(target: Target, bucketCount: number, nowMs: number) {
+  constructor(target: Target, nowMs: number) {
     this.target = target;
     this.attributes = {
       [ATTR.destinationName]: target.name,
@@ -65,7 +84,6 @@ class TargetStats {
     };
     if (target.zone) this.attributes[ATTR.destinationZone] = target.zone;
     this.startTime = millisToHrTime(nowMs);
-    this.buckets = new Float64Array(bucketCount);
   }
 }
 
@@ -77,6 +95,9 @@ export class TargetMetrics implements MetricProducer {
   readonly #timeoutMs: number;
   readonly #now: () => number;
   readonly #scope: { name: string; version: string };
+  readonly #perZone: boolean;
+  readonly #lean: boolean;
+  #zoneHists = new Map<string, Hist>();
   /** Results for addresses that are not (or no longer) targets, e.g. in flight during a restart. */
   unknownResults = 0;
 
@@ -87,6 +108,8 @@ export class TargetMetrics implements MetricProducer {
     this.#timeoutMs = opts.timeoutMs;
     this.#now = opts.now ?? Date.now;
     this.#scope = { name: SCOPE_NAME, version: opts.version };
+    this.#perZone = opts.rttPer === 'zone';
+    this.#lean = opts.lean === true;
   }
 
   /**
@@ -99,8 +122,21 @@ export class TargetMetrics implements MetricProducer {
     for (const t of targets) {
       const old = this.#byAddress.get(t.address);
       // Only (name, address) is identity: a node whose zone label changes keeps its series.
-      next.set(t.address, old && targetKey(old.target) === targetKey(t) ? old : new TargetStats(t, this.#boundsMs.length + 1, now));
+      next.set(t.address, old && targetKey(old.target) === targetKey(t) ? old : new TargetStats(t, now));
     }
+    const zoneHists = new Map<string, Hist>();
+    for (const st of next.values()) {
+      if (this.#perZone && st.target.kind === 'node') {
+        const zone = st.attributes[ATTR.destinationZone] ?? '';
+        let h = zoneHists.get(zone) ?? this.#zoneHists.get(zone);
+        if (!h) h = new Hist({ [ATTR.destinationZone]: zone || 'none', [ATTR.destinationKind]: 'node' }, this.#boundsMs.length + 1, now);
+        zoneHists.set(zone, h);
+        st.hist = h;
+      } else {
+        st.hist ??= new Hist(st.attributes, this.#boundsMs.length + 1, now);
+      }
+    }
+    this.#zoneHists = zoneHists;
     this.#byAddress.clear();
     for (const [k, v] of next) this.#byAddress.set(k, v);
   }
@@ -121,8 +157,10 @@ export class TargetMetrics implements MetricProducer {
     }
     s.sent++;
     s.received++;
-    s.rttSumSeconds += rttMs / 1000;
-    s.buckets[this.#bucketIndex(rttMs)]!++;
+    const h = s.hist;
+    h.sumSeconds += rttMs / 1000;
+    h.count++;
+    h.buckets[this.#bucketIndex(rttMs)]!++;
     if (s.inOutage) {
       // The outage ends when the probe that got through was sent.
       s.closedOutageSeconds += Math.max(0, this.#now() - rttMs - s.lossRunStartMs) / 1000;
@@ -194,35 +232,36 @@ export class TargetMetrics implements MetricProducer {
     const outageSeconds: DataPoint<number>[] = [];
     const outages: DataPoint<number>[] = [];
     const perKind = new Map<string, number>();
+    const hists = new Set<Hist>();
     for (const s of this.#byAddress.values()) {
       const { attributes, startTime } = s;
       sent.push({ attributes, startTime, endTime: end, value: s.sent });
       received.push({ attributes, startTime, endTime: end, value: s.received });
       dups.push({ attributes, startTime, endTime: end, value: s.duplicates });
-      rtt.push({
-        attributes,
-        startTime,
-        endTime: end,
-        value: {
-          buckets: { boundaries: this.#boundariesSeconds, counts: Array.from(s.buckets) },
-          sum: s.rttSumSeconds,
-          count: s.received,
-        },
-      });
+      hists.add(s.hist);
       const now = this.#ongoingSeconds(s, nowMs);
       ongoing.push({ attributes, startTime: end, endTime: end, value: now });
       outageSeconds.push({ attributes, startTime, endTime: end, value: s.closedOutageSeconds + now });
       outages.push({ attributes, startTime, endTime: end, value: s.outages });
       perKind.set(s.target.kind, (perKind.get(s.target.kind) ?? 0) + 1);
     }
+    for (const h of hists) {
+      rtt.push({
+        attributes: h.attributes,
+        startTime: h.startTime,
+        endTime: end,
+        value: { buckets: { boundaries: this.#boundariesSeconds, counts: Array.from(h.buckets) }, sum: h.sumSeconds, count: h.count },
+      });
+    }
     const targets: DataPoint<number>[] = [];
     for (const kind of ['node', 'external']) {
       targets.push({ attributes: { [ATTR.destinationKind]: kind }, startTime: end, endTime: end, value: perKind.get(kind) ?? 0 });
     }
+    const lean = this.#lean;
     return [
       sum(METRIC.packetsSent, 'ICMP echo requests sent that have a verdict (reply or timeout).', '{packet}', sent),
       sum(METRIC.packetsReceived, 'ICMP echo replies received within the timeout.', '{packet}', received),
-      sum(METRIC.packetsDuplicate, 'Duplicate ICMP echo replies.', '{packet}', dups),
+      ...(lean ? [] : [sum(METRIC.packetsDuplicate, 'Duplicate ICMP echo replies.', '{packet}', dups)]),
       {
         descriptor: { name: METRIC.rtt, description: 'Round-trip time of each reply.', unit: 's', valueType: ValueType.DOUBLE },
         aggregationTemporality: AggregationTemporality.CUMULATIVE,
@@ -230,8 +269,12 @@ export class TargetMetrics implements MetricProducer {
         dataPoints: rtt,
       },
       gauge(METRIC.outageOngoing, 'Seconds since the destination last answered, while it is in outage; 0 when it answers.', 's', ongoing),
-      sum(METRIC.outageDuration, 'Seconds the destination spent in outage, the ongoing one included.', 's', outageSeconds),
-      sum(METRIC.outages, 'Outages started: runs of at least the outage threshold of consecutive losses.', '{outage}', outages),
+      ...(lean
+        ? []
+        : [
+            sum(METRIC.outageDuration, 'Seconds the destination spent in outage, the ongoing one included.', 's', outageSeconds),
+            sum(METRIC.outages, 'Outages started: runs of at least the outage threshold of consecutive losses.', '{outage}', outages),
+          ]),
       gauge(METRIC.targets, 'Destinations currently probed.', '{target}', targets),
     ];
   }
