@@ -7,12 +7,14 @@
  *   zone uplink:  zone Z is blamed when, of the other zones Y it exchanges probes with both
  *                 ways (at least 2), more than half see loss > 5 % both ways (Y→Z and Z→Y),
  *                 while Z's own in-zone loss is at most 5 %. Needs 3 zones or more.
+ *   Pairs that cross the uplink of a blamed zone are explained by it: they are left out of
+ *   everything below.
  *   destination:  probed by at least 3 sources; unreachable when more than half see it down;
- *                 else lossy when more than half see it lossy, unless its zone is blamed.
+ *                 else lossy when more than half see it lossy.
  *   source:       degraded when it probes at least 3 destinations and more than half of them
  *                 are lossy from it without a destination verdict explaining them, unless it
- *                 is itself a blamed destination or in a blamed zone.
- *   pair alert:   a lossy pair whose ends are not blamed and that does not cross a blamed zone.
+ *                 is itself a blamed destination.
+ *   pair alert:   a lossy pair whose ends are not blamed.
  */
 export interface PairLoss {
   source: string;
@@ -68,9 +70,11 @@ export function localise(pairs: readonly PairLoss[]): Verdict[] {
     if (both >= MIN_ZONES && bad / both > 0.5) blamedZones.add(z);
   }
 
+  const crossesBlamedZone = (p: PairLoss) => p.sourceZone !== p.destinationZone && (blamedZones.has(p.sourceZone) || blamedZones.has(p.destinationZone));
+  const explained = pairs.filter((p) => !crossesBlamedZone(p));
   const byDest = new Map<string, PairLoss[]>();
   const bySource = new Map<string, PairLoss[]>();
-  for (const p of pairs) {
+  for (const p of explained) {
     (byDest.get(p.destination) ?? byDest.set(p.destination, []).get(p.destination)!).push(p);
     (bySource.get(p.source) ?? bySource.set(p.source, []).get(p.source)!).push(p);
   }
@@ -81,14 +85,14 @@ export function localise(pairs: readonly PairLoss[]): Verdict[] {
     if (ps.filter(down).length / ps.length > 0.5) {
       out.push({ kind: 'node_unreachable', subject: d });
       blamedDest.add(d);
-    } else if (ps.filter(lossy).length / ps.length > 0.5 && !blamedZones.has(ps[0]!.destinationZone)) {
+    } else if (ps.filter(lossy).length / ps.length > 0.5) {
       out.push({ kind: 'node_lossy', subject: d });
       blamedDest.add(d);
     }
   }
   const blamedSource = new Set<string>();
   for (const [s, ps] of bySource) {
-    if (ps.length < MIN_SOURCES || blamedDest.has(s) || blamedZones.has(ps[0]!.sourceZone)) continue;
+    if (ps.length < MIN_SOURCES || blamedDest.has(s)) continue;
     const unexplained = ps.filter((p) => lossy(p) && !blamedDest.has(p.destination)).length;
     if (unexplained / ps.length > 0.5) {
       out.push({ kind: 'source_degraded', subject: s });
@@ -96,9 +100,8 @@ export function localise(pairs: readonly PairLoss[]): Verdict[] {
     }
   }
   const blamed = new Set([...blamedDest, ...blamedSource]);
-  for (const p of pairs) {
+  for (const p of explained) {
     if (!lossy(p) || blamed.has(p.source) || blamed.has(p.destination)) continue;
-    if (p.sourceZone !== p.destinationZone && (blamedZones.has(p.sourceZone) || blamedZones.has(p.destinationZone))) continue;
     out.push({ kind: 'pair_lossy', subject: `${p.source} -> ${p.destination}` });
   }
   return out;

@@ -31,13 +31,13 @@ export interface Variant {
   bucketsMs: number[];
 }
 
-const COARSE_BUCKETS_MS = [0.1, 0.25, 0.5, 1, 2.5, 5, 10, 25, 50, 100, 250, 1000];
+const COARSE_BUCKETS_MS = [0.25, 0.5, 1, 2.5, 5, 10, 25, 50, 100, 1000];
 
 export const VARIANTS: Variant[] = [
   { label: 'full', mesh: { mode: 'full', fullBelow: 100, zonePeers: 10, crossZonePeers: 2, budget: 30 }, rttPer: 'destination', lean: false, bucketsMs: DEFAULT_RTT_BUCKETS_MS },
   { label: 'sampled (defaults)', mesh: { mode: 'sampled', fullBelow: 100, zonePeers: 10, crossZonePeers: 2, budget: 30 }, rttPer: 'destination', lean: false, bucketsMs: DEFAULT_RTT_BUCKETS_MS },
   {
-    label: 'sampled, per-zone RTT, lean, budget 16, 12 buckets',
+    label: 'sampled, per-zone RTT, lean, budget 16, 10 buckets',
     mesh: { mode: 'sampled', fullBelow: 100, zonePeers: 8, crossZonePeers: 2, budget: 16 },
     rttPer: 'zone',
     lean: true,
