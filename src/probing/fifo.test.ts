@@ -2,7 +2,7 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawn } from 'node:child_process';
 import { closeSync, readdirSync } from 'node:fs';
-import { Fifo, LineSplitter, makeRuntimeDir } from './fifo.ts';
+import { FifoMaker, LineSplitter } from './fifo.ts';
 
 test('line splitter carries partial lines across chunks', () => {
   const lines: string[] = [];
@@ -12,10 +12,12 @@ test('line splitter carries partial lines across chunks', () => {
 });
 
 test('a child writes into the FIFO; drains return what is there, then end of file', async () => {
-  const dir = makeRuntimeDir();
-  const made = Fifo.create(dir, 'x');
+  const maker = new FifoMaker(undefined, 3);
+  maker.prepare(2);
+  assert.equal(readdirSync(maker.dir).length, 3, 'one batch');
+  const made = maker.take();
   assert.ok(made);
-  assert.deepEqual(readdirSync(dir), [], 'unlinked once open');
+  assert.equal(readdirSync(maker.dir).length, 2, 'unlinked once open');
   const child = spawn('sh', ['-c', 'for i in 1 2 3; do echo line$i; done'], { stdio: ['ignore', made.writeFd, 'ignore'] });
   closeSync(made.writeFd);
   await new Promise((r) => child.on('exit', r));
@@ -27,7 +29,7 @@ test('a child writes into the FIFO; drains return what is there, then end of fil
 });
 
 test('an empty FIFO with a live writer drains nothing and does not block', () => {
-  const made = Fifo.create(makeRuntimeDir(), 'y')!;
+  const made = new FifoMaker().take()!;
   let called = false;
   assert.equal(made.fifo.drain(Buffer.alloc(16), () => (called = true)), true);
   assert.equal(called, false);

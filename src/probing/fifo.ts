@@ -20,14 +20,10 @@ export class Fifo {
   }
 
   /**
-   * Creates the FIFO in `dir`, opens both ends, and unlinks it (open ends keep working).
-   * Returns the reader and the write fd to hand to the child, or undefined where FIFOs
-   * cannot be made (no mkfifo, read-only directory): the caller falls back to a plain pipe.
+   * Opens both ends of the FIFO at `path` and unlinks it (open ends keep working). Returns
+   * the reader and the write fd to hand to the child, or undefined if it cannot be opened.
    */
-  static create(dir: string, name: string): { fifo: Fifo; writeFd: number } | undefined {
-    const path = join(dir, name);
-    const made = spawnSync('mkfifo', ['-m', '600', path], { stdio: 'ignore' });
-    if (made.status !== 0) return undefined;
+  static open(path: string): { fifo: Fifo; writeFd: number } | undefined {
     try {
       // Reader first and non-blocking, so that opening the writer does not wait.
       const fd = openSync(path, constants.O_RDONLY | constants.O_NONBLOCK);
@@ -70,11 +66,44 @@ export class Fifo {
   }
 }
 
-/** A private directory for the FIFOs of this agent, removed at exit. */
-export function makeRuntimeDir(): string {
-  const dir = mkdtempSync(join(tmpdir(), 'kube-node-ping-'));
-  process.once('exit', () => rmSync(dir, { recursive: true, force: true }));
-  return dir;
+/**
+ * Makes FIFOs in a private directory (removed at exit). Node has no mkfifo, and each run of
+ * the mkfifo program blocks the event loop for a few ms, so they are made in batches: 20
+ * shards starting at once cost one run, not twenty.
+ */
+export class FifoMaker {
+  readonly dir: string;
+  readonly #batch: number;
+  #ready: string[] = [];
+  #seq = 0;
+  #broken = false;
+
+  constructor(dir?: string, batch = 16) {
+    this.dir = dir ?? mkdtempSync(join(tmpdir(), 'kube-node-ping-'));
+    this.#batch = batch;
+    const d = this.dir;
+    process.once('exit', () => rmSync(d, { recursive: true, force: true }));
+  }
+
+  /** Makes at least `n` FIFOs ready now, in one mkfifo run. */
+  prepare(n: number): void {
+    const missing = n - this.#ready.length;
+    if (missing <= 0 || this.#broken) return;
+    const paths = Array.from({ length: Math.max(missing, this.#batch) }, () => join(this.dir, `fping-${this.#seq++}`));
+    if (spawnSync('mkfifo', ['-m', '600', ...paths], { stdio: 'ignore' }).status !== 0) {
+      // No mkfifo, or a read-only directory: callers fall back to plain pipes.
+      this.#broken = true;
+      return;
+    }
+    this.#ready.push(...paths);
+  }
+
+  /** An opened FIFO, or undefined where FIFOs cannot be made. */
+  take(): { fifo: Fifo; writeFd: number } | undefined {
+    if (this.#ready.length === 0) this.prepare(1);
+    const path = this.#ready.shift();
+    return path === undefined ? undefined : Fifo.open(path);
+  }
 }
 
 /** Splits chunks into lines, carrying a partial last line to the next chunk. */

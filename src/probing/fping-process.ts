@@ -1,7 +1,7 @@
 import { spawn, type ChildProcess } from 'node:child_process';
 import type { Logger } from '../log.ts';
 import { closeSync } from 'node:fs';
-import { Fifo, LineSplitter } from './fifo.ts';
+import { LineSplitter, type FifoMaker } from './fifo.ts';
 import { newParsedLine, parseFpingLine, RESULT_DUPLICATE, RESULT_LOSS, RESULT_REPLY } from './fping-line.ts';
 
 /** What a probe result is handed to. Called once per packet: keep it cheap. */
@@ -86,11 +86,11 @@ export class FpingProcess {
   #stderrTail: string[] = [];
   #exited: Promise<void> = Promise.resolve();
 
-  readonly #runtimeDir: string | undefined;
+  readonly #fifos: FifoMaker | undefined;
 
-  /** `runtimeDir`: where to make the FIFO; undefined reads fping's stdout as a plain pipe. */
-  constructor(addresses: readonly string[], settings: FpingSettings, sink: ResultSink, events: ProcessEvents, log: Logger, spawner: Spawner, runtimeDir?: string) {
-    this.#runtimeDir = runtimeDir;
+  /** `fifos`: where fping's output FIFO comes from; undefined reads its stdout as a plain pipe. */
+  constructor(addresses: readonly string[], settings: FpingSettings, sink: ResultSink, events: ProcessEvents, log: Logger, spawner: Spawner, fifos?: FifoMaker) {
+    this.#fifos = fifos;
     this.addresses = addresses;
     this.#settings = settings;
     this.#sink = sink;
@@ -106,7 +106,7 @@ export class FpingProcess {
   start(): void {
     if (this.#stopped) return;
     const args = fpingArgs(this.#settings, this.addresses);
-    const made = this.#runtimeDir ? Fifo.create(this.#runtimeDir, `fping-${process.pid}-${nextEpoch}`) : undefined;
+    const made = this.#fifos?.take();
     let child: ChildProcess;
     try {
       child = this.#spawn(this.#settings.fpingPath, args, made ? made.writeFd : 'pipe');

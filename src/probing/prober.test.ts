@@ -7,7 +7,7 @@ import { createLogger } from '../log.ts';
 import type { Target } from '../targets/target.ts';
 import { fpingArgs, FpingProcess, maxTargetsForPeriod, spawnFping, type ResultSink } from './fping-process.ts';
 import { Prober } from './prober.ts';
-import { makeRuntimeDir } from './fifo.ts';
+import { FifoMaker } from './fifo.ts';
 
 const log = createLogger({ level: 'error', write: () => {} });
 const settings = { fpingPath: 'fping', periodMs: 1000, timeoutMs: 1000, packetSize: 56 };
@@ -69,7 +69,7 @@ for (const mode of ['fifo', 'pipe'] as const) test(`real fping through a ${mode}
   const replies: string[] = [];
   const sink: ResultSink = { recordReply: (a) => replies.push(a), recordLoss() {}, recordDuplicate() {} };
   const restarts: string[] = [];
-  const proc = new FpingProcess(['127.0.0.1', '::1'], { ...settings, periodMs: 50, timeoutMs: 50 }, sink, { restart: (r) => restarts.push(r), parseError() {} }, log, spawnFping, mode === 'fifo' ? makeRuntimeDir() : undefined);
+  const proc = new FpingProcess(['127.0.0.1', '::1'], { ...settings, periodMs: 50, timeoutMs: 50 }, sink, { restart: (r) => restarts.push(r), parseError() {} }, log, spawnFping, mode === 'fifo' ? new FifoMaker() : undefined);
   proc.start();
   for (let i = 0; i < 100 && replies.length < 10; i++) await new Promise((r) => setTimeout(r, 20));
   await proc.stop();

@@ -1,6 +1,6 @@
 import type { Logger } from '../log.ts';
 import type { Target } from '../targets/target.ts';
-import { makeRuntimeDir } from './fifo.ts';
+import { FifoMaker } from './fifo.ts';
 import { FpingProcess, maxTargetsForPeriod, spawnFping, type FpingSettings, type ProcessEvents, type ResultSink, type Spawner } from './fping-process.ts';
 
 export interface ProberOptions {
@@ -29,7 +29,7 @@ export class Prober {
   readonly #opts: ProberOptions;
   readonly #capacity: number;
   readonly #spawn: Spawner;
-  readonly #runtimeDir: string | undefined;
+  readonly #fifos: FifoMaker | undefined;
   #shards: FpingProcess[] = [];
   #stopped = false;
 
@@ -37,7 +37,7 @@ export class Prober {
     this.#opts = opts;
     this.#capacity = Math.min(opts.maxTargetsPerProcess, maxTargetsForPeriod(opts.settings.periodMs));
     this.#spawn = opts.spawner ?? spawnFping;
-    this.#runtimeDir = opts.fifo === false ? undefined : makeRuntimeDir();
+    this.#fifos = opts.fifo === false ? undefined : new FifoMaker();
   }
 
   /** Number of fping processes currently alive. */
@@ -82,6 +82,7 @@ export class Prober {
 
     const next: FpingProcess[] = [];
     let started = 0;
+    this.#fifos?.prepare(plan.filter((p) => p.changed && p.addresses.length > 0).length);
     for (const p of plan) {
       if (!p.changed && p.old) {
         next.push(p.old);
@@ -89,7 +90,7 @@ export class Prober {
       }
       if (p.old) void p.old.stop();
       if (p.addresses.length === 0) continue;
-      const proc = new FpingProcess(p.addresses, this.#opts.settings, this.#opts.sink, this.#opts.events, this.#opts.log, this.#spawn, this.#runtimeDir);
+      const proc = new FpingProcess(p.addresses, this.#opts.settings, this.#opts.sink, this.#opts.events, this.#opts.log, this.#spawn, this.#fifos);
       proc.start();
       next.push(proc);
       started++;

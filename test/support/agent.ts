@@ -8,6 +8,11 @@ import { fileURLToPath } from 'node:url';
 
 export const REPO = fileURLToPath(new URL('../../', import.meta.url));
 const MAIN = fileURLToPath(new URL('../../src/main.ts', import.meta.url));
+/**
+ * The V8 flags the agent ships with (package.json "start", docker/Dockerfile): a small young
+ * generation keeps the garbage of a 5,000-destination scrape from inflating RSS by ~60 MB.
+ */
+export const NODE_FLAGS = ['--max-semi-space-size=2'];
 
 /** A TCP port that was free a moment ago on 127.0.0.1. */
 export async function freePort(): Promise<number> {
@@ -39,7 +44,7 @@ export interface StartOptions {
 
 export async function startAgent(opts: StartOptions = {}): Promise<AgentProcess> {
   const port = await freePort();
-  const argv = [MAIN, '--prometheus-port', String(port), '--prometheus-host', '127.0.0.1', ...(opts.args ?? [])];
+  const argv = [...NODE_FLAGS, MAIN, '--prometheus-port', String(port), '--prometheus-host', '127.0.0.1', ...(opts.args ?? [])];
   const cmd = opts.netns ? 'ip' : process.execPath;
   const args = opts.netns ? ['netns', 'exec', opts.netns, process.execPath, ...argv] : argv;
   const child = spawn(cmd, args, { env: { PATH: process.env['PATH'] ?? '', HOME: process.env['HOME'] ?? '/root', ...opts.env }, stdio: ['ignore', 'pipe', 'pipe'] });
