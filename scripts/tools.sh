@@ -42,7 +42,7 @@ set -euo pipefail
 #   binname  file the builder produces (ocb; default: <name>)
 #   inputs   extra files (relative to the repo root) that feed the cache hash
 # ---------------------------------------------------------------------------
-ALL_TOOLS=(prometheus promtool ocb otelcol etcd kube-apiserver helm prometheus-operator-crds)
+ALL_TOOLS=(prometheus promtool ocb otelcol etcd kube-apiserver helm prometheus-operator-crds hadolint)
 
 tool_spec() {
   kind='' moddir='' pkg='' ldfn='' manifest='' builder='' binname='' inputs='' script=''
@@ -58,7 +58,8 @@ tool_spec() {
     etcd)       kind=script; script=tools/kube/build.sh; inputs='tools/etcd/go.mod tools/etcd/go.sum' ;;
     kube-apiserver) kind=script; script=tools/kube/build.sh; inputs='tools/kube/go.mod tools/kube/go.sum' ;;
     helm)       kind=script; script=tools/helm/build.sh; inputs='tools/helm/go.mod tools/helm/go.sum' ;;
-    prometheus-operator-crds) kind=script; script=tools/helm/build.sh ;;
+    prometheus-operator-crds) kind=script; script=tools/helm/prometheus-operator-crds.sh ;;
+    hadolint)   kind=script; script=tools/helm/hadolint.sh ;;
     *) return 1 ;;
   esac
 }

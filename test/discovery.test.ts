@@ -6,13 +6,13 @@
  */
 import { after, before, test } from 'node:test';
 import assert from 'node:assert/strict';
-import { readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { Lab, type Host } from './lab/lab.ts';
 import { eventually, scrape, sleep, startAgent, valueOf, type AgentProcess, type Sample } from './support/agent.ts';
 import { findKubeBinaries, startKube, type Kube } from './support/kube.ts';
 import { createNode, deleteNode, setNodeAddresses } from './support/nodes.ts';
 import { startTcpProxy, type TcpProxy } from './support/tcp-proxy.ts';
+import { kubeconfigVia, nodeReaderToken } from './support/rbac.ts';
 
 const found = findKubeBinaries();
 if ('missing' in found) throw new Error(`kube binaries missing: ${found.missing}; run ./scripts/test`);
@@ -25,29 +25,8 @@ let token: string;
 const h: Record<string, Host> = {};
 const NS = 'kube-node-ping';
 
-/** The RBAC the chart grants: get, list, watch on nodes and nothing else. */
-async function grantNodeReader(sa: string, bind: boolean): Promise<string> {
-  await k.requestOk('POST', `/api/v1/namespaces/${NS}/serviceaccounts`, { metadata: { name: sa } });
-  if (bind) {
-    await k.requestOk('POST', '/apis/rbac.authorization.k8s.io/v1/clusterroles', {
-      metadata: { name: sa },
-      rules: [{ apiGroups: [''], resources: ['nodes'], verbs: ['get', 'list', 'watch'] }],
-    });
-    await k.requestOk('POST', '/apis/rbac.authorization.k8s.io/v1/clusterrolebindings', {
-      metadata: { name: sa },
-      roleRef: { apiGroup: 'rbac.authorization.k8s.io', kind: 'ClusterRole', name: sa },
-      subjects: [{ kind: 'ServiceAccount', name: sa, namespace: NS }],
-    });
-  }
-  return k.tokenForServiceAccount(NS, sa);
-}
-
-/** A kubeconfig for `tok` whose server is `url` (the proxy, or the API server itself). */
-async function kubeconfigFor(tok: string, url: string, name: string): Promise<string> {
-  const direct = await k.writeKubeconfig(tok, join(k.dir, `${name}.kubeconfig`));
-  writeFileSync(direct, readFileSync(direct, 'utf8').replaceAll(k.url, url));
-  return direct;
-}
+const grantNodeReader = (sa: string, bind: boolean) => nodeReaderToken(k, NS, sa, bind);
+const kubeconfigFor = (tok: string, url: string, name: string) => kubeconfigVia(k, tok, url, join(k.dir, `${name}.kubeconfig`));
 
 const v4 = (name: string) => ({ type: 'InternalIP', address: h[name]!.v4 });
 const v6 = (name: string) => ({ type: 'InternalIP', address: h[name]!.v6 });

@@ -110,6 +110,14 @@ export class FpingProcess {
     let child: ChildProcess;
     try {
       child = this.#spawn(this.#settings.fpingPath, args, made ? made.writeFd : 'pipe');
+    } catch (err) {
+      // Some exec failures (EPERM: a file capability the bounding set forbids) throw here
+      // instead of arriving as an 'error' event: the same restart with backoff.
+      made?.fifo.close();
+      this.#child = undefined;
+      this.#startedAt = Date.now();
+      this.#fail(null, null, err as NodeJS.ErrnoException);
+      return;
     } finally {
       // The child holds its own copy of the write end; ours would keep EOF from ever coming.
       if (made) closeSync(made.writeFd);
@@ -179,6 +187,12 @@ export class FpingProcess {
     if (this.#stopped) return;
     if (this.#child === undefined) return;
     this.#child = undefined;
+    this.#fail(code, signal, err);
+  }
+
+  /** Counts, logs and schedules the restart of a process that died or could not start. */
+  #fail(code: number | null, signal: NodeJS.Signals | null, err: NodeJS.ErrnoException | undefined): void {
+    if (this.#stopped) return;
     const ranMs = Date.now() - this.#startedAt;
     if (ranMs >= HEALTHY_AFTER_MS) this.#failures = 0;
     this.#failures++;

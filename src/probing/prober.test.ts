@@ -101,3 +101,15 @@ test('a missing binary is a counted restart, not a crash', async () => {
   assert.equal(restarts[0], 'spawn error ENOENT');
 });
 
+
+test('an exec failure thrown by spawn itself (EPERM) is a counted restart, not a crash', async () => {
+  const restarts: string[] = [];
+  const throwing = () => {
+    throw Object.assign(new Error('spawn EPERM'), { code: 'EPERM' });
+  };
+  const proc = new FpingProcess(['127.0.0.1'], settings, noSink, { restart: (r) => restarts.push(r), parseError() {} }, log, throwing, new FifoMaker());
+  proc.start();
+  for (let i = 0; i < 100 && restarts.length < 2; i++) await new Promise((r) => setTimeout(r, 50));
+  await proc.stop();
+  assert.deepEqual(restarts.slice(0, 2), ['spawn error EPERM', 'spawn error EPERM']);
+});

@@ -136,6 +136,17 @@ describe('fault lab', { skip }, () => {
     for (const [addr, rtts] of back) assert.equal(replies(rtts).length, 5, `${addr}: ${rtts.join(' ')}`);
   });
 
+  test('reply loss hurts the host\'s own probes only', async () => {
+    await lab.setReplyLoss(dead, 100);
+    const out = await fping(lab, [plain.v4, plain.v6], { count: 5, periodMs: 10, timeoutMs: 100, from: dead });
+    for (const [addr, rtts] of out) assert.equal(replies(rtts).length, 0, `from the host to ${addr}: ${rtts.join(' ')}`);
+    const into = await fping(lab, [dead.v4, dead.v6], { count: 5, periodMs: 10, timeoutMs: 100 });
+    for (const [addr, rtts] of into) assert.equal(replies(rtts).length, 5, `to the host ${addr}: ${rtts.join(' ')}`);
+    await lab.setReplyLoss(dead, 0);
+    const back = await fping(lab, [plain.v4], { count: 5, periodMs: 10, timeoutMs: 100, from: dead });
+    assert.equal(replies(back.get(plain.v4)!).length, 5);
+  });
+
   test('flap: replies and losses alternate in runs', async () => {
     lab.startFlap(flappy, { upMs: 300, downMs: 300 });
     // 100 probes over 2 s = ~3.3 cycles: expect ~50 % loss in a few long runs.

@@ -353,6 +353,8 @@ class Responder {
 interface HostState {
   host: Host;
   lossPct: number;
+  /** Loss of incoming echo replies: the host's own probes suffer, probes of it do not. */
+  replyLossPct: number;
   blackhole: boolean;
   flapDown: boolean;
   flapTimer: NodeJS.Timeout | undefined;
@@ -488,6 +490,7 @@ export class Lab {
     const state: HostState = {
       host,
       lossPct: 0,
+      replyLossPct: 0,
       blackhole: false,
       flapDown: false,
       flapTimer: undefined,
@@ -597,6 +600,19 @@ export class Lab {
     const s = this.state(h);
     return this.enqueue(s, async () => {
       s.lossPct = percent;
+      await this.applyNft(s);
+    });
+  }
+
+  /**
+   * Drop `percent` of incoming echo replies at random: the host's own probes of others see
+   * loss, while others probing it do not. A bad source, as a sick NIC or agent would make it.
+   */
+  setReplyLoss(h: Host, percent: number): Promise<void> {
+    if (!(Number.isFinite(percent) && percent >= 0 && percent <= 100)) throw new RangeError(`loss ${percent} % out of range`);
+    const s = this.state(h);
+    return this.enqueue(s, async () => {
+      s.replyLossPct = percent;
       await this.applyNft(s);
     });
   }
@@ -719,6 +735,12 @@ export class Lab {
       const threshold = String(Math.round(s.lossPct * 100)); // out of 10000
       for (const proto of ['icmp', 'icmpv6']) {
         cmds.push(';', 'add', 'rule', ...t, proto, 'type', 'echo-request', 'numgen', 'random', 'mod', '10000', '<', threshold, 'drop');
+      }
+    }
+    if (s.replyLossPct > 0) {
+      const threshold = String(Math.round(s.replyLossPct * 100));
+      for (const proto of ['icmp', 'icmpv6']) {
+        cmds.push(';', 'add', 'rule', ...t, proto, 'type', 'echo-reply', 'numgen', 'random', 'mod', '10000', '<', threshold, 'drop');
       }
     }
     await inNs(s.host.ns, ['nft', ...cmds]); // one nft invocation = one atomic transaction

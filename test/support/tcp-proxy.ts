@@ -1,6 +1,8 @@
 /**
- * A TCP proxy on 127.0.0.1 that a test can cut and restore, to give one client an outage of
- * the server behind it while the test itself still talks to the server directly.
+ * A TCP proxy to a server on 127.0.0.1 that a test can cut and restore, to give one client an
+ * outage of the server behind it while the test itself still talks to the server directly.
+ * It listens on 127.0.0.1 unless told another local address (a lab's root address, so that
+ * agents in the lab's namespaces reach a server that listens on loopback only).
  */
 import { createServer, connect, type Server, type Socket } from 'node:net';
 
@@ -13,7 +15,7 @@ export interface TcpProxy {
   close(): Promise<void>;
 }
 
-export async function startTcpProxy(targetPort: number): Promise<TcpProxy> {
+export async function startTcpProxy(targetPort: number, listenHost = '127.0.0.1'): Promise<TcpProxy> {
   const sockets = new Set<Socket>();
   let server: Server;
   let port = 0;
@@ -30,7 +32,7 @@ export async function startTcpProxy(targetPort: number): Promise<TcpProxy> {
       }
       client.pipe(upstream).pipe(client);
     });
-    await new Promise<void>((r) => server.listen(port, '127.0.0.1', r));
+    await new Promise<void>((r) => server.listen(port, listenHost, r));
     port = (server.address() as { port: number }).port;
   };
   const cut = async () => {
