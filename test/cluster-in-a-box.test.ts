@@ -1,0 +1,180 @@
+/**
+ * A cluster in a box, the flagship end-to-end test and the project's demo
+ * (`./scripts/demo`): a real kube-apiserver and etcd; 20 "nodes", each a network namespace of
+ * the fault lab running one agent and registered as a Node whose InternalIP is that
+ * namespace's address; a real Prometheus scraping every agent and loading the shipped alert
+ * and recording rules.
+ *
+ * For each mesh mode (full, then sampled):
+ *   1. blackhole one node: the alert that names that node fires, and no alert blames a healthy node;
+ *   2. heal it: the alert resolves;
+ *   3. make one source lossy (it loses the replies to its own probes): the source-side alert names it.
+ *
+ * Time is compressed: the rules are the shipped file with its windows and `for` durations
+ * shortened (5m → 20s, for → 10s), the same expressions and thresholds otherwise.
+ */
+import { after, before, describe, test } from 'node:test';
+import assert from 'node:assert/strict';
+import { mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import type { ChildProcess } from 'node:child_process';
+import { Lab, type Host } from './lab/lab.ts';
+import { NODE_FLAGS, REPO, eventually, sleep } from './support/agent.ts';
+import { findKubeBinaries, startKube, type Kube } from './support/kube.ts';
+import { createNode } from './support/nodes.ts';
+import { kubeconfigVia, nodeReaderToken } from './support/rbac.ts';
+import { startPrometheus, type PrometheusServer } from './support/servers.ts';
+import { startTcpProxy, type TcpProxy } from './support/tcp-proxy.ts';
+
+const NODES = 20;
+const PORT = 9464;
+const RULES = join(REPO, 'charts/kube-node-ping/files/rules/kube-node-ping.rules.yaml');
+const found = findKubeBinaries();
+if ('missing' in found) throw new Error(`kube binaries missing: ${found.missing}; run ./scripts/test`);
+
+/** The shipped rules with time compressed; expressions and thresholds unchanged. */
+function compressedRules(dir: string): string {
+  const text = readFileSync(RULES, 'utf8')
+    .replace(/\[5m\]/g, '[20s]')
+    .replace(/\[15m\]/g, '[1m]')
+    .replace(/\[1d\]/g, '[5m]')
+    .replace(/^(\s+for: )\d+[smh]$/gm, '$110s');
+  const path = join(dir, 'rules.yaml');
+  writeFileSync(path, text);
+  return path;
+}
+
+let lab: Lab;
+let k: Kube;
+let proxy: TcpProxy;
+let prom: PrometheusServer;
+let kubeconfig: string;
+const hosts: Host[] = [];
+let agents: ChildProcess[] = [];
+let logs: string[] = [];
+
+before(async () => {
+  lab = await Lab.create();
+  for (let i = 0; i < NODES; i++) hosts.push(await lab.addHost(`node-${String(i).padStart(2, '0')}`));
+  // The network rule: every InternalIP routes into the lab, from the root and from a host.
+  await lab.assertRoutes(hosts.map((h) => h.v4));
+  await lab.assertRoutes(hosts.map((h) => h.v4), hosts[0]);
+  k = await startKube(found);
+  // The API server listens on 127.0.0.1; agents in the namespaces reach it through the lab's root address.
+  proxy = await startTcpProxy(Number(new URL(k.url).port), lab.rootV4);
+  await k.requestOk('POST', '/api/v1/namespaces', { metadata: { name: 'kube-node-ping' } });
+  const token = await nodeReaderToken(k, 'kube-node-ping', 'kube-node-ping', true);
+  kubeconfig = await kubeconfigVia(k, token, `https://${lab.rootV4}:${proxy.port}`, join(k.dir, 'agents.kubeconfig'));
+  for (const [i, h] of hosts.entries()) {
+    await createNode(k, { name: h.name, addresses: [{ type: 'InternalIP', address: h.v4 }], zone: `zone-${'abc'[i % 3]}` });
+  }
+  const dir = mkdtempSync(join(tmpdir(), 'knp-box-'));
+  prom = await startPrometheus([{ job: 'kube-node-ping', targets: hosts.map((h) => `${h.v4}:${PORT}`) }], { ruleFiles: [compressedRules(dir)] });
+});
+
+after(async () => {
+  await stopAgents();
+  await prom?.stop();
+  await proxy?.close();
+  await k?.stop();
+  await lab?.destroy();
+});
+
+async function startAgents(mesh: string[]): Promise<void> {
+  logs = hosts.map(() => '');
+  agents = hosts.map((h, i) => {
+    const child = lab.spawn(h, [
+      process.execPath, ...NODE_FLAGS, join(REPO, 'src/main.ts'),
+      '--discovery', 'kubernetes', '--kubeconfig', kubeconfig, '--period', '250ms', '--cluster-name', 'box',
+      '--prometheus-port', String(PORT), '--prometheus-host', h.v4, '--log-level', 'warn', ...mesh,
+    ], { env: { PATH: process.env['PATH'] ?? '', HOME: process.env['HOME'] ?? '/root', NODE_NAME: h.name } });
+    child.stderr!.setEncoding('utf8').on('data', (d: string) => (logs[i] = (logs[i]! + d).slice(-4000)));
+    child.stdout!.resume();
+    return child;
+  });
+  await eventually(async () => {
+    for (const h of hosts) if ((await fetch(`http://${h.v4}:${PORT}/readyz`)).status !== 200) return false;
+    return true;
+  }, 60_000, `all ${NODES} agents ready`).catch((err: Error) => {
+    throw new Error(`${err.message}\n${logs.filter(Boolean).slice(0, 3).join('\n')}`);
+  });
+}
+
+async function stopAgents(): Promise<void> {
+  await Promise.all(agents.map((a) => new Promise<void>((resolve) => {
+    if (a.exitCode !== null || a.signalCode !== null) return resolve();
+    a.once('exit', () => resolve());
+    a.kill('SIGTERM');
+  })));
+  agents = [];
+}
+
+interface Firing {
+  alertname: string;
+  labels: Record<string, string>;
+}
+
+async function firing(): Promise<Firing[]> {
+  const r = await prom.query('ALERTS{alertstate="firing"}');
+  return r.map((x) => ({ alertname: x.metric['alertname']!, labels: x.metric }));
+}
+
+/** Which nodes the firing alerts blame, as "alertname:node". */
+function blamed(alerts: Firing[]): string[] {
+  return alerts.map((a) => `${a.alertname}:${a.labels['destination_name'] ?? a.labels['k8s_node_name'] ?? a.labels['node'] ?? '?'}`).sort();
+}
+
+for (const [mode, args] of [
+  ['full', ['--mesh-mode', 'full']],
+  // 20 nodes in 3 zones: 4 peers in the own zone, 1 in each other zone.
+  ['sampled', ['--mesh-mode', 'sampled', '--mesh-zone-peers', '4', '--mesh-cross-zone-peers', '1', '--mesh-budget', '6']],
+] as const) {
+  describe(`${mode} mesh`, () => {
+    const victim = () => hosts[5]!;
+    const source = () => hosts[12]!;
+
+    before(async () => {
+      await startAgents([...args]);
+      // A clean baseline: nothing fires once the windows have filled.
+      await sleep(25_000);
+    });
+    after(stopAgents);
+
+    test('the agents probe the mesh they were told to', async () => {
+      const peers = await prom.query('kube_node_ping_mesh_peers');
+      assert.equal(peers.length, NODES);
+      const expected = mode === 'full' ? NODES - 1 : 6;
+      for (const p of peers) assert.equal(Number(p.value[1]), expected, `${p.metric['k8s_node_name']}: ${p.value[1]} peers`);
+      const probers = await prom.query('min(kube_node_ping_mesh_probers)');
+      assert.ok(Number(probers[0]!.value[1]) >= (mode === 'full' ? NODES - 1 : 4));
+      assert.deepEqual(blamed(await firing()), [], 'a healthy cluster fires nothing');
+    });
+
+    test('a blackholed node: the alert names it, and only it', async () => {
+      await lab.setBlackhole(victim(), true);
+      const alerts = await eventually(async () => {
+        const a = await firing();
+        return a.some((x) => x.alertname === 'KubeNodePingNodeUnreachable') ? a : undefined;
+      }, 90_000, `KubeNodePingNodeUnreachable for ${victim().name}`);
+      // Give any wrong blame time to show up too.
+      await sleep(10_000);
+      const all = blamed(await firing());
+      assert.deepEqual(all, [`KubeNodePingNodeUnreachable:${victim().name}`], `firing: ${all.join(', ')} (first seen: ${blamed(alerts).join(', ')})`);
+    });
+
+    test('healed: the alert resolves', async () => {
+      await lab.setBlackhole(victim(), false);
+      await eventually(async () => (await firing()).length === 0, 90_000, 'no alert firing after the heal');
+    });
+
+    test('a lossy source: the source-side alert names it', async () => {
+      await lab.setReplyLoss(source(), 40);
+      await eventually(async () => {
+        const all = blamed(await firing());
+        return all.length === 1 && all[0] === `KubeNodePingSourceDegraded:${source().name}` ? all : undefined;
+      }, 90_000, `KubeNodePingSourceDegraded for ${source().name} and nothing else`);
+      await lab.setReplyLoss(source(), 0);
+    });
+  });
+}
