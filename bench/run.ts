@@ -38,6 +38,21 @@ const PERIOD_MS = 1000;
 const PER_PROCESS = 256; // the agent's default --max-targets-per-fping
 const TICKS = 100; // USER_HZ on Linux
 
+/** Polls /healthz every 5 ms until SIGTERM, then prints the longest answer in ms. */
+const HEALTHZ_POLLER = `
+let max = 0, stop = false;
+process.on('SIGTERM', () => { stop = true; });
+(async () => {
+  while (!stop) {
+    const t = performance.now();
+    await fetch('http://127.0.0.1:' + process.argv[1] + '/healthz').then((r) => r.text());
+    max = Math.max(max, performance.now() - t);
+    await new Promise((r) => setTimeout(r, 5));
+  }
+  process.stdout.write(max.toFixed(1) + '\\n');
+})();
+`;
+
 function addresses(n: number): string[] {
   // 127.1.0.1, 127.1.0.2, ... : distinct loopback addresses, no .0 or .255 hosts.
   return Array.from({ length: n }, (_, i) => `127.1.${Math.floor(i / 250)}.${(i % 250) + 1}`);
@@ -122,34 +137,29 @@ async function agentRun(addrs: string[]) {
   writeFileSync(file, JSON.stringify(addrs.map((a, i) => ({ name: `n${i}`, address: a }))));
   const agent = await startAgent({ args: ['--targets-file', file, '--period', `${PERIOD_MS}ms`, '--log-level', 'warn'] });
   const pid = agent.child.pid!;
-  let lastScrapeMs = 0;
   const sentTotal = async () => {
-    const t0 = performance.now();
     const text = await (await fetch(`http://127.0.0.1:${agent.port}/metrics`)).text();
-    lastScrapeMs = performance.now() - t0;
     return parseExposition(text).filter((s) => s.name === 'kube_node_ping_packets_sent_total').reduce((a, s) => a + s.value, 0);
   };
   // Scrapes during the window cost CPU too; keep them out of the CPU figure by taking two only.
   const r = await measure(() => [pid], sentTotal);
   const scrapeMs: number[] = [];
   // While scrapes are served, a /healthz every 5 ms shows how long the event loop (which also
-  // drains fping's output) is held at a stretch.
-  let polling = true;
-  let stallDuringScrapesMs = 0;
-  const poller = (async () => {
-    while (polling) {
-      const t = performance.now();
-      await fetch(`http://127.0.0.1:${agent.port}/healthz`).then((r) => r.text());
-      stallDuringScrapesMs = Math.max(stallDuringScrapesMs, performance.now() - t);
-      await sleep(5);
-    }
-  })();
+  // drains fping's output) is held at a stretch. The poller is a process of its own, so that
+  // downloading the page here cannot delay its answers.
+  const poller = spawn(process.execPath, ['-e', HEALTHZ_POLLER, String(agent.port)], { stdio: ['ignore', 'pipe', 'inherit'] });
+  let pollerOut = '';
+  poller.stdout!.setEncoding('utf8').on('data', (d: string) => (pollerOut += d));
+  await sleep(300);
   for (let i = 0; i < 5; i++) {
-    await sentTotal();
-    scrapeMs.push(lastScrapeMs);
+    // Read and drop the page: parsing it here would stall this process, not the agent.
+    const t0 = performance.now();
+    await (await fetch(`http://127.0.0.1:${agent.port}/metrics`)).arrayBuffer();
+    scrapeMs.push(performance.now() - t0);
   }
-  polling = false;
-  await poller;
+  poller.kill('SIGTERM');
+  await new Promise((r) => poller.on('exit', r));
+  const stallDuringScrapesMs = Number(pollerOut.trim());
   scrapeMs.sort((a, b) => a - b);
   // The longest the agent's event loop was blocked (fping output waits meanwhile), scrapes included.
   const page = parseExposition(await (await fetch(`http://127.0.0.1:${agent.port}/metrics`)).text());
