@@ -2,9 +2,11 @@ import { ExportResultCode, type ExportResult } from '@opentelemetry/core';
 import {
   AggregationTemporality,
   PeriodicExportingMetricReader,
+  type MetricData,
   type MetricProducer,
   type PushMetricExporter,
   type ResourceMetrics,
+  type ScopeMetrics,
 } from '@opentelemetry/sdk-metrics';
 import type { Config } from '../config/config.ts';
 import { RateLimitedLog, type Logger } from '../log.ts';
@@ -19,7 +21,7 @@ export function otlpUrl(endpoint: string, protocol: Config['otlpProtocol']): str
 
 /**
  * Wraps an OTLP exporter so that every failure is counted and logged at most once a minute
- * with the count held back. The JS exporters neither retry gRPC failures nor buffer; with
+ * with the count held back, and large collections go out as several smaller requests. The JS exporters neither retry gRPC failures nor buffer; with
  * cumulative temporality nothing is lost by a failed push: the next one carries the totals.
  * So memory stays bounded by one export, however long the collector is away.
  */
@@ -28,16 +30,18 @@ export class CountingExporter implements PushMetricExporter {
   readonly #onFailure: () => void;
   readonly #log: Logger;
   readonly #limit = new RateLimitedLog(60_000);
+  readonly #maxPoints: number;
   #failing = false;
 
-  constructor(inner: PushMetricExporter, log: Logger, onFailure: () => void) {
+  constructor(inner: PushMetricExporter, log: Logger, onFailure: () => void, maxPointsPerRequest = 1000) {
     this.#inner = inner;
+    this.#maxPoints = maxPointsPerRequest;
     this.#log = log;
     this.#onFailure = onFailure;
   }
 
   export(metrics: ResourceMetrics, done: (result: ExportResult) => void): void {
-    this.#inner.export(metrics, (result) => {
+    void this.#exportInBatches(splitResourceMetrics(metrics, this.#maxPoints)).then((result) => {
       if (result.code === ExportResultCode.SUCCESS) {
         if (this.#failing) this.#log.info('OTLP export recovered');
         this.#failing = false;
@@ -50,6 +54,20 @@ export class CountingExporter implements PushMetricExporter {
       }
       done(result);
     });
+  }
+
+  /**
+   * One request per batch, one after the other, yielding to the event loop in between: the
+   * exporter serialises a request in one synchronous block (about 60 ms for 5,000
+   * destinations), which would hold up the draining of fping's output.
+   */
+  async #exportInBatches(batches: ResourceMetrics[]): Promise<ExportResult> {
+    for (const batch of batches) {
+      const result = await new Promise<ExportResult>((resolve) => this.#inner.export(batch, resolve));
+      if (result.code !== ExportResultCode.SUCCESS) return result;
+      await new Promise((r) => setImmediate(r));
+    }
+    return { code: ExportResultCode.SUCCESS };
   }
 
   forceFlush(): Promise<void> {
@@ -86,4 +104,40 @@ export async function createOtlpReader(config: Config, producers: MetricProducer
     exportTimeoutMillis: config.exportTimeout,
     metricProducers: producers,
   });
+}
+
+/**
+ * Splits a collection into parts of at most `maxPoints` data points (a histogram point counts
+ * as one), keeping every metric's descriptor, so that each part is a complete OTLP request.
+ */
+export function splitResourceMetrics(rm: ResourceMetrics, maxPoints: number): ResourceMetrics[] {
+  const parts: ResourceMetrics[] = [];
+  let current: ScopeMetrics[] = [];
+  let room = maxPoints;
+  const flush = () => {
+    if (current.length > 0) parts.push({ resource: rm.resource, scopeMetrics: current });
+    current = [];
+    room = maxPoints;
+  };
+  for (const sm of rm.scopeMetrics) {
+    for (const m of sm.metrics) {
+      let from = 0;
+      const points = m.dataPoints as unknown[];
+      do {
+        if (room === 0) flush();
+        const take = Math.min(room, points.length - from);
+        const slice = { ...m, dataPoints: points.slice(from, from + take) } as MetricData;
+        let scope = current[current.length - 1];
+        if (!scope || scope.scope !== sm.scope) {
+          scope = { scope: sm.scope, metrics: [] };
+          current.push(scope);
+        }
+        scope.metrics.push(slice);
+        from += take;
+        room -= take;
+      } while (from < points.length);
+    }
+  }
+  flush();
+  return parts.length > 0 ? parts : [rm];
 }
