@@ -146,6 +146,8 @@ for (const [mode, args] of [
       assert.equal(peers.length, NODES);
       const expected = mode === 'full' ? NODES - 1 : 6;
       for (const p of peers) assert.equal(Number(p.value[1]), expected, `${p.metric['k8s_node_name']}: ${p.value[1]} peers`);
+      const sampled = await prom.query('kube_node_ping_mesh_sampled');
+      assert.ok(sampled.length === NODES && sampled.every((x) => Number(x.value[1]) === (mode === 'sampled' ? 1 : 0)));
       const probers = await prom.query('min(kube_node_ping_mesh_probers)');
       assert.ok(Number(probers[0]!.value[1]) >= (mode === 'full' ? NODES - 1 : 4));
       assert.deepEqual(blamed(await firing()), [], 'a healthy cluster fires nothing');

@@ -25,6 +25,7 @@ export const METRIC = {
   discoveryNodes: 'kube_node_ping.discovery.nodes',
   meshPeers: 'kube_node_ping.mesh.peers',
   meshProbers: 'kube_node_ping.mesh.probers',
+  meshSampled: 'kube_node_ping.mesh.sampled',
 } as const;
 
 /** Data-point attributes: they name the destination of a probe. */
@@ -37,7 +38,6 @@ export const ATTR = {
   exporter: 'exporter',
   result: 'result',
   reason: 'reason',
-  mode: 'mode',
 } as const;
 
 /** Resource attributes rendered as labels on every Prometheus series (no join with target_info). */

@@ -47,12 +47,17 @@ export class SelfMetrics {
     }
     const mesh = observe.mesh;
     if (mesh) {
+      // No mode attribute: with --mesh-mode auto the mode changes as the cluster grows, and an
+      // observable's attribute set that stops being observed would be exported for ever.
       meter
-        .createObservableGauge(METRIC.meshPeers, { description: 'Nodes this agent probes, by mesh mode.', unit: '{node}' })
-        .addCallback((r) => r.observe(mesh.peers, { [ATTR.mode]: mesh.mode }));
+        .createObservableGauge(METRIC.meshPeers, { description: 'Nodes this agent probes.', unit: '{node}' })
+        .addCallback((r) => r.observe(mesh.peers));
       meter
         .createObservableGauge(METRIC.meshProbers, { description: 'Agents that probe this node, from the deterministic assignment.', unit: '{agent}' })
-        .addCallback((r) => r.observe(mesh.probers, { [ATTR.mode]: mesh.mode }));
+        .addCallback((r) => r.observe(mesh.probers));
+      meter
+        .createObservableGauge(METRIC.meshSampled, { description: '1 while the mesh is sampled (zone rings), 0 while it is full.', unit: '' })
+        .addCallback((r) => r.observe(mesh.mode === 'sampled' ? 1 : 0));
     }
     // The longest the event loop was blocked (fping output waits meanwhile) in the last one
     // to two minutes: a window of its own, so that two readers do not reset each other.
