@@ -34,7 +34,8 @@ after(async () => {
 test(`${N} nodes: the target set converges, and follows a deletion`, async () => {
   const t0 = Date.now();
   // A long period keeps the probing itself light: this test is about discovery.
-  agent = await startAgent({ args: ['--discovery', 'kubernetes', '--kubeconfig', k.kubeconfigPath, '--period', '10s', '--ip-families', 'ipv4'], env: { NODE_NAME: 'node-00000' } });
+  // A full mesh: the worst case, every node a target.
+  agent = await startAgent({ args: ['--discovery', 'kubernetes', '--kubeconfig', k.kubeconfigPath, '--period', '10s', '--ip-families', 'ipv4', '--mesh-mode', 'full'], env: { NODE_NAME: 'node-00000' } });
   await eventually(async () => valueOf((await scrape(agent.port)).samples, 'kube_node_ping_targets', { destination_kind: 'node' }) === N - 1, 60_000, 'all nodes but our own as targets');
   const convergedS = (Date.now() - t0) / 1000;
   assert.ok(convergedS < 60, `converged in ${convergedS} s`);
@@ -43,4 +44,18 @@ test(`${N} nodes: the target set converges, and follows a deletion`, async () =>
   assert.equal(valueOf(samples, 'kube_node_ping_fping_processes'), Math.ceil((N - 1) / 256));
   await deleteNode(k, 'node-04999');
   await eventually(async () => valueOf((await scrape(agent.port)).samples, 'kube_node_ping_targets', { destination_kind: 'node' }) === N - 2, 10_000, 'the deletion');
+});
+
+test(`${N} nodes in sampled mode: only the assigned peers are probed, and the in-degree is exported`, async () => {
+  await agent.stop();
+  agent = await startAgent({ args: ['--discovery', 'kubernetes', '--kubeconfig', k.kubeconfigPath, '--period', '10s', '--ip-families', 'ipv4'], env: { NODE_NAME: 'node-00000' } });
+  const s = await eventually(async () => {
+    const { samples } = await scrape(agent.port);
+    return (valueOf(samples, 'kube_node_ping_targets', { destination_kind: 'node' }) ?? 0) > 0 ? samples : undefined;
+  }, 60_000, 'sampled peers as targets');
+  // --mesh-mode auto with 5,000 nodes: sampled, 10 peers in the own zone and 2 in each of the 2 others.
+  assert.equal(valueOf(s, 'kube_node_ping_mesh_sampled'), 1);
+  assert.equal(valueOf(s, 'kube_node_ping_targets', { destination_kind: 'node' }), 14);
+  assert.equal(valueOf(s, 'kube_node_ping_mesh_peers'), 14);
+  assert.ok(valueOf(s, 'kube_node_ping_mesh_probers')! >= 10);
 });

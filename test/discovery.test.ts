@@ -6,6 +6,7 @@
  */
 import { after, before, test } from 'node:test';
 import assert from 'node:assert/strict';
+import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { Lab, type Host } from './lab/lab.ts';
 import { eventually, scrape, sleep, startAgent, valueOf, type AgentProcess, type Sample } from './support/agent.ts';
@@ -159,4 +160,29 @@ test('RBAC denied: one clear line naming the permission, retried, and the token 
   assert.equal((await k.request('GET', '/api/v1/nodes', undefined, { token })).status, 200);
   assert.equal((await k.request('GET', '/api/v1/secrets', undefined, { token })).status, 403);
   assert.equal((await k.request('GET', `/api/v1/namespaces/${NS}/secrets`, undefined, { token })).status, 403);
+});
+
+test('a label selector narrows the nodes; file targets are merged as external, a node wins its address', async () => {
+  const file = join(k.dir, 'external.yaml');
+  // n8's v6 plays an external resolver; n1's v4 is also listed but belongs to node n1.
+  writeFileSync(file, `- {name: resolver, address: "${h['n8']!.v6}", kind: external}\n- {name: not-n1, address: "${h['n1']!.v4}", kind: external}\n`);
+  const other = await startAgent({
+    args: ['--discovery', 'kubernetes', '--kubeconfig', await kubeconfigFor(token, k.url, 'selector'), '--node-selector', 'topology.kubernetes.io/zone=lab-b', '--targets-file', file, '--period', '100ms'],
+    env: { NODE_NAME: 'self' },
+  });
+  try {
+    const s = await eventually(async () => {
+      const { samples } = await scrape(other.port);
+      return (valueOf(samples, 'kube_node_ping_packets_received_total', { destination_name: 'resolver' }) ?? 0) > 0 &&
+        (sentOf(samples, 'n1', h['n1']!.v4) ?? 0) > 0 ? samples : undefined;
+    }, 15_000, 'n1 and the resolver probed');
+    assert.equal(valueOf(s, 'kube_node_ping_discovery_nodes'), 1, 'only the lab-b node is listed');
+    assert.equal(valueOf(s, 'kube_node_ping_targets', { destination_kind: 'node' }), 2, 'n1 on v4 and v6');
+    assert.equal(valueOf(s, 'kube_node_ping_targets', { destination_kind: 'external' }), 1);
+    assert.equal(sentOf(s, 'not-n1'), undefined, 'the node keeps its address');
+    const resolver = s.find((x) => x.name === 'kube_node_ping_packets_sent_total' && x.labels['destination_name'] === 'resolver')!;
+    assert.equal(resolver.labels['destination_kind'], 'external');
+  } finally {
+    assert.equal((await other.stop()).code, 0);
+  }
 });

@@ -596,12 +596,7 @@ export class Lab {
 
   /** Drop `percent` of incoming echo requests at random (nft numgen; 0.01 % steps). */
   setLoss(h: Host, percent: number): Promise<void> {
-    if (!(Number.isFinite(percent) && percent >= 0 && percent <= 100)) throw new RangeError(`loss ${percent} % out of range`);
-    const s = this.state(h);
-    return this.enqueue(s, async () => {
-      s.lossPct = percent;
-      await this.applyNft(s);
-    });
+    return this.setPercent(h, 'lossPct', percent);
   }
 
   /**
@@ -609,10 +604,14 @@ export class Lab {
    * loss, while others probing it do not. A bad source, as a sick NIC or agent would make it.
    */
   setReplyLoss(h: Host, percent: number): Promise<void> {
+    return this.setPercent(h, 'replyLossPct', percent);
+  }
+
+  private setPercent(h: Host, key: 'lossPct' | 'replyLossPct', percent: number): Promise<void> {
     if (!(Number.isFinite(percent) && percent >= 0 && percent <= 100)) throw new RangeError(`loss ${percent} % out of range`);
     const s = this.state(h);
     return this.enqueue(s, async () => {
-      s.replyLossPct = percent;
+      s[key] = percent;
       await this.applyNft(s);
     });
   }
@@ -732,19 +731,21 @@ export class Lab {
       cmds.push(';', 'add', 'rule', ...t, 'icmp', 'type', 'echo-request', 'drop');
       cmds.push(';', 'add', 'rule', ...t, 'icmpv6', 'type', 'echo-request', 'drop');
     } else if (s.lossPct > 0) {
-      const threshold = String(Math.round(s.lossPct * 100)); // out of 10000
-      for (const proto of ['icmp', 'icmpv6']) {
-        cmds.push(';', 'add', 'rule', ...t, proto, 'type', 'echo-request', 'numgen', 'random', 'mod', '10000', '<', threshold, 'drop');
-      }
+      cmds.push(...randomDrop(t, 'echo-request', s.lossPct));
     }
-    if (s.replyLossPct > 0) {
-      const threshold = String(Math.round(s.replyLossPct * 100));
-      for (const proto of ['icmp', 'icmpv6']) {
-        cmds.push(';', 'add', 'rule', ...t, proto, 'type', 'echo-reply', 'numgen', 'random', 'mod', '10000', '<', threshold, 'drop');
-      }
-    }
+    if (s.replyLossPct > 0) cmds.push(...randomDrop(t, 'echo-reply', s.replyLossPct));
     await inNs(s.host.ns, ['nft', ...cmds]); // one nft invocation = one atomic transaction
   }
+}
+
+/** nft rules dropping `percent` of one ICMP type on v4 and v6 (numgen's range ends at 9999: 100 % is a plain drop). */
+function randomDrop(chain: readonly string[], type: 'echo-request' | 'echo-reply', percent: number): string[] {
+  const out: string[] = [];
+  for (const proto of ['icmp', 'icmpv6']) {
+    const match = percent >= 100 ? [] : ['numgen', 'random', 'mod', '10000', '<', String(Math.round(percent * 100))];
+    out.push(';', 'add', 'rule', ...chain, proto, 'type', type, ...match, 'drop');
+  }
+  return out;
 }
 
 function sysctlIn(ns: string, settings: readonly string[]): Promise<ExecResult> {
