@@ -8,20 +8,21 @@
  * For each N it runs, one after the other in the same run so the ratio is fair:
  *   - fping alone: the same processes with the same arguments the agent would start
  *     (same shards, same -p/-t/-i), output drained into /dev/null;
- *   - the agent (src/main.ts) with a targets file of the same N addresses.
+ *   - the agent as the image runs it (src/ compiled to dist/main.js) with a targets file of
+ *     the same N addresses.
  * It prints the achieved probe rate against the intended rate, CPU per probe (user+system of
  * the process tree, from /proc), peak RSS of the agent's Node process, the median time to
  * serve one scrape, the longest /healthz answer while five scrapes are served back to back
  * (how long the event loop, which also drains fping's output, is held), and the agent's own
  * event-loop stall gauge, which covers start-up too.
  */
-import { spawn, type ChildProcess } from 'node:child_process';
+import { execFileSync, spawn, type ChildProcess } from 'node:child_process';
 import { mkdtempSync, openSync, readFileSync, writeFileSync, readdirSync } from 'node:fs';
 import { cpus, tmpdir, totalmem } from 'node:os';
 import { join } from 'node:path';
 import { parseArgs } from 'node:util';
 import { fpingArgs, maxTargetsForPeriod } from '../src/probing/fping-process.ts';
-import { parseExposition, sleep, startAgent } from '../test/support/agent.ts';
+import { REPO, parseExposition, sleep, startAgent } from '../test/support/agent.ts';
 
 const { values } = parseArgs({
   options: {
@@ -135,7 +136,7 @@ async function agentRun(addrs: string[]) {
   const dir = mkdtempSync(join(tmpdir(), 'knp-bench-'));
   const file = join(dir, 'targets.json');
   writeFileSync(file, JSON.stringify(addrs.map((a, i) => ({ name: `n${i}`, address: a }))));
-  const agent = await startAgent({ args: ['--targets-file', file, '--period', `${PERIOD_MS}ms`, '--log-level', 'warn'] });
+  const agent = await startAgent({ main: SHIPPED_MAIN, args: ['--targets-file', file, '--period', `${PERIOD_MS}ms`, '--log-level', 'warn'] });
   const pid = agent.child.pid!;
   const sentTotal = async () => {
     const text = await (await fetch(`http://127.0.0.1:${agent.port}/metrics`)).text();
@@ -180,6 +181,10 @@ function machine(): string {
   }
   return `${os}, ${cpus().length} × ${cpu}, ${Math.round(totalmem() / 2 ** 30)} GiB, Node ${process.version}`;
 }
+
+// What the image runs: src/ compiled to dist/ (tsconfig.build.json).
+execFileSync(process.execPath, [join(REPO, 'node_modules/typescript/bin/tsc'), '-p', join(REPO, 'tsconfig.build.json')], { stdio: 'inherit' });
+const SHIPPED_MAIN = join(REPO, 'dist/main.js');
 
 const rows: string[][] = [];
 const header = ['targets', 'intended probes/s', 'agent probes/s', 'achieved', 'fping alone µs CPU/probe', 'agent µs CPU/probe', 'CPU ratio', 'agent peak RSS MiB', 'scrape ms', 'max /healthz during scrapes ms', 'max loop stall since start ms'];

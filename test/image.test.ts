@@ -4,7 +4,7 @@
  *
  *  - hadolint passes, and the Dockerfile says what the chart and this test rely on (base, user,
  *    entrypoint, port, how fping gets its capability, no setuid files);
- *  - the agent runs the way the image runs it (/app: src without tests, package.json and the
+ *  - the agent runs the way the image runs it (/app: src compiled to dist/, package.json and the
  *    production dependencies only, all root-owned and world-readable) with exactly the user,
  *    groups and capabilities the chart's DaemonSet asks for, emulated with setpriv as a
  *    container runtime sets them (no inheritable or ambient capabilities, a bounding set of
@@ -22,7 +22,7 @@
 import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { execFile, execFileSync, spawn, type ChildProcess } from 'node:child_process';
-import { chmodSync, copyFileSync, cpSync, existsSync, linkSync, mkdirSync, mkdtempSync, readFileSync, readdirSync, realpathSync, rmSync, statSync, writeFileSync } from 'node:fs';
+import { chmodSync, copyFileSync, existsSync, linkSync, mkdirSync, mkdtempSync, readFileSync, readdirSync, realpathSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
 import { promisify } from 'node:util';
@@ -78,17 +78,18 @@ describe('docker/Dockerfile', () => {
     assert.equal(arg?.args, 'NODE_IMAGE=node:24-bookworm-slim', 'a Node 24 Debian 12 base');
     assert.deepEqual(froms.map((f) => f.args), ['${NODE_IMAGE} AS build', '${NODE_IMAGE}']);
     const runs = ins.filter((i) => i.op === 'RUN').map((i) => i.args).join('\n');
-    assert.match(runs, /npm ci --omit=dev/);
+    assert.match(runs, /tsc -p tsconfig\.build\.json/, 'compiled to dist/');
+    assert.match(runs, /npm prune --omit=dev/, 'only production dependencies stay');
     assert.match(runs, /apt-get install -y --no-install-recommends fping=\S+/);
     assert.match(runs, /find \/ -xdev -perm \/6000 -type f -exec chmod a-s \{\} \+/, 'setuid/setgid bits stripped');
     assert.equal(imageFpingCaps(), 'cap_net_raw+ep');
     const last = ins.slice(ins.findLastIndex((i) => i.op === 'FROM'));
     assert.deepEqual(last.filter((i) => i.op === 'USER').map((i) => i.args), ['65532:65532']);
     assert.deepEqual(last.filter((i) => i.op === 'EXPOSE').map((i) => i.args), ['9464']);
-    assert.deepEqual(last.filter((i) => i.op === 'ENTRYPOINT').map((i) => JSON.parse(i.args)), [['node', ...NODE_FLAGS, '/app/src/main.ts']]);
+    assert.deepEqual(last.filter((i) => i.op === 'ENTRYPOINT').map((i) => JSON.parse(i.args)), [['node', ...NODE_FLAGS, '/app/dist/main.js']]);
     assert.ok(last.some((i) => i.op === 'COPY' && i.args === '--from=build /app /app'));
     const build = ins.slice(0, ins.findLastIndex((i) => i.op === 'FROM'));
-    assert.ok(build.some((i) => i.op === 'COPY' && /^package\.json package-lock\.json /.test(i.args)), 'package.json reaches /app (type: module, version)');
+    assert.ok(build.some((i) => i.op === 'COPY' && /^package\.json package-lock\.json tsconfig\.json tsconfig\.build\.json /.test(i.args)), 'package.json reaches /app (type: module, version)');
     assert.ok(build.some((i) => i.op === 'COPY' && /^src\/ /.test(i.args)));
   });
 
@@ -98,10 +99,10 @@ describe('docker/Dockerfile', () => {
     assert.equal(here, pinned, 'the Debian 12 fping here is the one the image installs');
   });
 
-  test('.dockerignore keeps the context to package*.json and src/ without tests', () => {
+  test('.dockerignore keeps the context to package*.json, the TypeScript configs and src/ without tests', () => {
     const ignore = readFileSync(join(REPO, 'docker/Dockerfile.dockerignore'), 'utf8').split('\n').map((l) => l.trim()).filter((l) => l && !l.startsWith('#'));
     assert.equal(ignore[0], '*', 'allow-list: everything is out unless let in');
-    assert.deepEqual(ignore.filter((l) => l.startsWith('!')).sort(), ['!package-lock.json', '!package.json', '!src/']);
+    assert.deepEqual(ignore.filter((l) => l.startsWith('!')).sort(), ['!package-lock.json', '!package.json', '!src/', '!tsconfig.build.json', '!tsconfig.json']);
     assert.ok(ignore.includes('src/**/*.test.ts'));
   });
 
@@ -153,7 +154,8 @@ describe('the agent as the image runs it, under the chart\'s privileges', () => 
     }
     app = join(root, 'app');
     mkdirSync(join(app, 'node_modules'), { recursive: true });
-    cpSync(join(REPO, 'src'), join(app, 'src'), { recursive: true, filter: (p) => !p.endsWith('.test.ts') });
+    // As the build stage does: src/ compiled to dist/ with tsconfig.build.json.
+    execFileSync(process.execPath, [join(REPO, 'node_modules/typescript/bin/tsc'), '-p', join(REPO, 'tsconfig.build.json'), '--outDir', join(app, 'dist')]);
     for (const f of ['package.json', 'package-lock.json']) copyFileSync(join(REPO, f), join(app, f));
     execFileSync('chmod', ['-R', 'u=rwX,go=rX', app]);
     // What `npm ci --omit=dev` installs: the lock file's packages that are not dev-only (nested
@@ -230,7 +232,7 @@ describe('the agent as the image runs it, under the chart\'s privileges', () => 
 
   /** Runs the agent as the image's ENTRYPOINT with the chart's args for `ms`, then scrapes /metrics from inside the namespace. */
   async function runAgent(priv: string[], fping: string, ms: number, until?: (s: Sample[]) => boolean): Promise<Run> {
-    const argv = ['netns', 'exec', NS, SETPRIV, ...priv, '--', node, ...NODE_FLAGS, join(app, 'src/main.ts'), ...chartArgs, `--fping-path=${fping}`, '--period=200ms'];
+    const argv = ['netns', 'exec', NS, SETPRIV, ...priv, '--', node, ...NODE_FLAGS, join(app, 'dist/main.js'), ...chartArgs, `--fping-path=${fping}`, '--period=200ms'];
     const env = { PATH: '/usr/local/bin:/usr/bin:/bin', HOME: '/nonexistent', NODE_NAME: 'image-test', POD_NAME: 'kube-node-ping-image-test', POD_NAMESPACE: 'test' };
     const child: ChildProcess = spawn('ip', argv, { env, stdio: ['ignore', 'ignore', 'pipe'] });
     let logs = '';

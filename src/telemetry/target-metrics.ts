@@ -44,14 +44,14 @@ export interface TargetMetricsOptions {
 class Hist {
   readonly attributes: Record<string, string>;
   readonly startTime: HrTime;
-  readonly buckets: Float64Array;
+  readonly buckets: number[];
   sumSeconds = 0;
   count = 0;
 
   constructor(attributes: Record<string, string>, bucketCount: number, nowMs: number) {
     this.attributes = attributes;
     this.startTime = millisToHrTime(nowMs);
-    this.buckets = new Float64Array(bucketCount);
+    this.buckets = new Array<number>(bucketCount).fill(0);
   }
 }
 
@@ -250,7 +250,7 @@ export class TargetMetrics implements MetricProducer {
         attributes: h.attributes,
         startTime: h.startTime,
         endTime: end,
-        value: { buckets: { boundaries: this.#boundariesSeconds, counts: Array.from(h.buckets) }, sum: h.sumSeconds, count: h.count },
+        value: { buckets: { boundaries: this.#boundariesSeconds, counts: h.buckets.slice() }, sum: h.sumSeconds, count: h.count },
       });
     }
     const targets: DataPoint<number>[] = [];

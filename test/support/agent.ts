@@ -40,11 +40,13 @@ export interface StartOptions {
   netns?: string;
   /** Wait for /readyz; false for runs expected to fail at start-up. */
   waitReady?: boolean;
+  /** The entry point: src/main.ts by default; the benchmark runs the compiled dist/main.js the image ships. */
+  main?: string;
 }
 
 export async function startAgent(opts: StartOptions = {}): Promise<AgentProcess> {
   const port = await freePort();
-  const argv = [...NODE_FLAGS, MAIN, '--prometheus-port', String(port), '--prometheus-host', '127.0.0.1', ...(opts.args ?? [])];
+  const argv = [...NODE_FLAGS, opts.main ?? MAIN, '--prometheus-port', String(port), '--prometheus-host', '127.0.0.1', ...(opts.args ?? [])];
   const cmd = opts.netns ? 'ip' : process.execPath;
   const args = opts.netns ? ['netns', 'exec', opts.netns, process.execPath, ...argv] : argv;
   const child = spawn(cmd, args, { env: { PATH: process.env['PATH'] ?? '', HOME: process.env['HOME'] ?? '/root', ...opts.env }, stdio: ['ignore', 'pipe', 'pipe'] });
