@@ -10,6 +10,8 @@ test('auto: full below the threshold, sampled from it', () => {
   assert.equal(new Mesh(cluster(9, 3), auto).mode, 'full');
   assert.equal(new Mesh(cluster(10, 3), auto).mode, 'sampled');
   assert.equal(new Mesh(cluster(9, 3), auto).peersOf('node-0').length, 8);
+  assert.equal(new Mesh(cluster(9, 3), auto).probersOf('node-0'), 8);
+  assert.equal(new Mesh(cluster(9, 3), auto).probersOf('not-a-node'), 0);
 });
 
 test('sampled: zone peers on the own ring, cross-zone peers in every other zone, exact in-zone in-degree', () => {
