@@ -140,3 +140,22 @@ test('per-zone RTT histograms: node targets share their zone\'s, externals keep 
   m.recordReply('10.0.0.1', 1, 0.5, 0);
   assert.deepEqual(rtt().map((d) => [d.attributes['destination_zone'], d.value.count, d.value.buckets.counts]), [['z1', 3, [2, 1, 0]], ['z2', 1, [0, 1, 0]]]);
 });
+
+test('collect() builds the same points as snapshot() in slices, and a target change between slices neither drops nor repeats one', async () => {
+  const { m } = setup();
+  const many: Target[] = Array.from({ length: 1234 }, (_, i) => ({ name: `n${i}`, address: `10.1.${i >> 8}.${i & 255}`, family: 4, kind: 'node' }));
+  m.setTargets(many);
+  for (let i = 0; i < many.length; i++) m.recordReply(many[i]!.address, 0, i % 50, 0);
+  const whole = m.snapshot();
+  let changed = false;
+  const pending = m.collect();
+  // Runs at the collection's first turn of the event loop: it keeps the list it started with.
+  setImmediate(() => {
+    m.setTargets(many.slice(0, 10));
+    changed = true;
+  });
+  const { resourceMetrics } = await pending;
+  assert.ok(changed, 'the collection gave the event loop a turn before it finished');
+  assert.deepEqual(resourceMetrics.scopeMetrics[0]!.metrics, whole);
+  assert.equal((m.snapshot()[0] as SumMetricData).dataPoints.length, 10, 'the change applies to the next collection');
+});

@@ -21,6 +21,7 @@ import {
   type MetricProducer,
 } from '@opentelemetry/sdk-metrics';
 import { emptyResource } from '@opentelemetry/resources';
+import { setImmediate as yieldToLoop } from 'node:timers/promises';
 import type { Target } from '../targets/target.ts';
 import { targetKey } from '../targets/target.ts';
 import { ATTR, METRIC, SCOPE_NAME } from './names.ts';
@@ -208,72 +209,119 @@ export class TargetMetrics implements MetricProducer {
     return lo;
   }
 
-  /** The seconds of the ongoing outage of a destination, 0 if it answers. */
-  #ongoingSeconds(s: TargetStats, nowMs: number): number {
-    return s.inOutage ? Math.max(0, nowMs - s.lossRunStartMs) / 1000 : 0;
-  }
-
+  /**
+   * The producer's collection, built in slices of `COLLECT_SLICE` destinations with a turn of
+   * the event loop between them: at 5,000 destinations building every data point in one go
+   * held the loop for 6-20 ms, on top of the rest of a scrape or an export, while fping's
+   * output waited to be drained. Every point carries the same end time; a destination's
+   * values are read a few milliseconds apart at most.
+   */
   async collect(): Promise<CollectionResult> {
+    const snap = this.#startSnapshot();
+    for (let from = 0; from < snap.stats.length; from += COLLECT_SLICE) {
+      if (from > 0) await yieldToLoop();
+      snap.add(from, from + COLLECT_SLICE);
+    }
     return {
-      resourceMetrics: { resource: emptyResource(), scopeMetrics: [{ scope: this.#scope, metrics: this.snapshot() }] },
+      resourceMetrics: { resource: emptyResource(), scopeMetrics: [{ scope: this.#scope, metrics: snap.finish() }] },
       errors: [],
     };
   }
 
-  /** The current state as OTel metric data: cumulative since each destination was added. */
+  /** The current state as OTel metric data, in one go: cumulative since each destination was added. */
   snapshot(): MetricData[] {
-    const nowMs = this.#now();
-    const end = millisToHrTime(nowMs);
-    const sent: DataPoint<number>[] = [];
-    const received: DataPoint<number>[] = [];
-    const dups: DataPoint<number>[] = [];
-    const rtt: DataPoint<Histogram>[] = [];
-    const ongoing: DataPoint<number>[] = [];
-    const outageSeconds: DataPoint<number>[] = [];
-    const outages: DataPoint<number>[] = [];
-    const perKind = new Map<string, number>();
-    const hists = new Set<Hist>();
-    for (const s of this.#byAddress.values()) {
+    const snap = this.#startSnapshot();
+    snap.add(0, snap.stats.length);
+    return snap.finish();
+  }
+
+  #startSnapshot(): Snapshot {
+    // A copy of the list: setTargets may run between the slices of a collection.
+    return new Snapshot([...this.#byAddress.values()], this.#now(), this.#boundariesSeconds, this.#lean);
+  }
+}
+
+/** Destinations per slice of a collection (about 1 ms of work each on a 2-core machine). */
+const COLLECT_SLICE = 500;
+
+/** One collection in the making: data points are added destination by destination. */
+class Snapshot {
+  readonly stats: readonly TargetStats[];
+  readonly #nowMs: number;
+  readonly #end: HrTime;
+  readonly #boundariesSeconds: number[];
+  readonly #lean: boolean;
+  readonly #sent: DataPoint<number>[] = [];
+  readonly #received: DataPoint<number>[] = [];
+  readonly #dups: DataPoint<number>[] = [];
+  readonly #ongoing: DataPoint<number>[] = [];
+  readonly #outageSeconds: DataPoint<number>[] = [];
+  readonly #outages: DataPoint<number>[] = [];
+  readonly #rtt: DataPoint<Histogram>[] = [];
+  readonly #perKind = new Map<string, number>();
+  readonly #hists = new Set<Hist>();
+
+  constructor(stats: readonly TargetStats[], nowMs: number, boundariesSeconds: number[], lean: boolean) {
+    this.stats = stats;
+    this.#nowMs = nowMs;
+    this.#end = millisToHrTime(nowMs);
+    this.#boundariesSeconds = boundariesSeconds;
+    this.#lean = lean;
+  }
+
+  /** Adds the points of stats[from, to). */
+  add(from: number, to: number): void {
+    const end = this.#end;
+    const nowMs = this.#nowMs;
+    for (let i = from; i < to && i < this.stats.length; i++) {
+      const s = this.stats[i]!;
       const { attributes, startTime } = s;
-      sent.push({ attributes, startTime, endTime: end, value: s.sent });
-      received.push({ attributes, startTime, endTime: end, value: s.received });
-      dups.push({ attributes, startTime, endTime: end, value: s.duplicates });
-      hists.add(s.hist);
-      const now = this.#ongoingSeconds(s, nowMs);
-      ongoing.push({ attributes, startTime: end, endTime: end, value: now });
-      outageSeconds.push({ attributes, startTime, endTime: end, value: s.closedOutageSeconds + now });
-      outages.push({ attributes, startTime, endTime: end, value: s.outages });
-      perKind.set(s.target.kind, (perKind.get(s.target.kind) ?? 0) + 1);
-    }
-    for (const h of hists) {
-      rtt.push({
+      this.#sent.push({ attributes, startTime, endTime: end, value: s.sent });
+      this.#received.push({ attributes, startTime, endTime: end, value: s.received });
+      if (!this.#lean) this.#dups.push({ attributes, startTime, endTime: end, value: s.duplicates });
+      const ongoing = s.inOutage ? Math.max(0, nowMs - s.lossRunStartMs) / 1000 : 0;
+      this.#ongoing.push({ attributes, startTime: end, endTime: end, value: ongoing });
+      if (!this.#lean) {
+        this.#outageSeconds.push({ attributes, startTime, endTime: end, value: s.closedOutageSeconds + ongoing });
+        this.#outages.push({ attributes, startTime, endTime: end, value: s.outages });
+      }
+      this.#perKind.set(s.target.kind, (this.#perKind.get(s.target.kind) ?? 0) + 1);
+      const h = s.hist;
+      if (this.#hists.has(h)) continue;
+      // A histogram is read once, when its first destination is reached.
+      this.#hists.add(h);
+      this.#rtt.push({
         attributes: h.attributes,
         startTime: h.startTime,
         endTime: end,
         value: { buckets: { boundaries: this.#boundariesSeconds, counts: h.buckets.slice() }, sum: h.sumSeconds, count: h.count },
       });
     }
+  }
+
+  finish(): MetricData[] {
+    const end = this.#end;
     const targets: DataPoint<number>[] = [];
     for (const kind of ['node', 'external']) {
-      targets.push({ attributes: { [ATTR.destinationKind]: kind }, startTime: end, endTime: end, value: perKind.get(kind) ?? 0 });
+      targets.push({ attributes: { [ATTR.destinationKind]: kind }, startTime: end, endTime: end, value: this.#perKind.get(kind) ?? 0 });
     }
     const lean = this.#lean;
     return [
-      sum(METRIC.packetsSent, 'ICMP echo requests sent that have a verdict (reply or timeout).', '{packet}', sent),
-      sum(METRIC.packetsReceived, 'ICMP echo replies received within the timeout.', '{packet}', received),
-      ...(lean ? [] : [sum(METRIC.packetsDuplicate, 'Duplicate ICMP echo replies.', '{packet}', dups)]),
+      sum(METRIC.packetsSent, 'ICMP echo requests sent that have a verdict (reply or timeout).', '{packet}', this.#sent),
+      sum(METRIC.packetsReceived, 'ICMP echo replies received within the timeout.', '{packet}', this.#received),
+      ...(lean ? [] : [sum(METRIC.packetsDuplicate, 'Duplicate ICMP echo replies.', '{packet}', this.#dups)]),
       {
         descriptor: { name: METRIC.rtt, description: 'Round-trip time of each reply.', unit: 's', valueType: ValueType.DOUBLE },
         aggregationTemporality: AggregationTemporality.CUMULATIVE,
         dataPointType: DataPointType.HISTOGRAM,
-        dataPoints: rtt,
+        dataPoints: this.#rtt,
       },
-      gauge(METRIC.outageOngoing, 'Seconds since the destination last answered, while it is in outage; 0 when it answers.', 's', ongoing),
+      gauge(METRIC.outageOngoing, 'Seconds since the destination last answered, while it is in outage; 0 when it answers.', 's', this.#ongoing),
       ...(lean
         ? []
         : [
-            sum(METRIC.outageDuration, 'Seconds the destination spent in outage, the ongoing one included.', 's', outageSeconds),
-            sum(METRIC.outages, 'Outages started: runs of at least the outage threshold of consecutive losses.', '{outage}', outages),
+            sum(METRIC.outageDuration, 'Seconds the destination spent in outage, the ongoing one included.', 's', this.#outageSeconds),
+            sum(METRIC.outages, 'Outages started: runs of at least the outage threshold of consecutive losses.', '{outage}', this.#outages),
           ]),
       gauge(METRIC.targets, 'Destinations currently probed.', '{target}', targets),
     ];
