@@ -59,9 +59,24 @@ test('shards are bounded; a change restarts only the shards it touches', async (
   // Same set again: nothing restarts.
   assert.equal(p.setTargets(without5), 0);
   // Every spawn got only validated literals after the options.
-  for (const argv of spawned) assert.ok(argv.slice(10).every((a) => /^192\.0\.2\.\d+$/.test(a)), argv.join(' '));
+  for (const argv of spawned) assert.ok(argv.slice(9).every((a) => /^192\.0\.2\.\d+$/.test(a)), argv.join(' '));
   assert.equal(p.setTargets([]), 0);
   assert.equal(p.shardCount, 0);
+  await p.stop();
+});
+
+test('processes start one per turn of the event loop; one replaced before its turn never starts', async () => {
+  const { spawned, spawner } = fakeSpawner();
+  const p = new Prober({ settings, maxTargetsPerProcess: 100, sink: noSink, events: noEvents, log, spawner, fifo: false });
+  const all = Array.from({ length: 300 }, (_, i) => t(i));
+  p.setTargets(all);
+  assert.equal(spawned.length, 1, 'the first at once');
+  assert.equal(p.processes, 1);
+  // Before the others' turn, the last shard loses a target: it is replaced, never started.
+  p.setTargets(all.slice(0, 299));
+  for (let i = 0; i < 5; i++) await new Promise((r) => setImmediate(r));
+  assert.deepEqual(spawned.map((a) => a.filter((x) => x.startsWith('192.0.2.')).length), [100, 100, 99], 'shard 3 started only in its 99-target form');
+  assert.equal(p.processes, 3);
   await p.stop();
 });
 
