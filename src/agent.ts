@@ -145,14 +145,30 @@ export async function startAgent(config: Config, deps: AgentDeps): Promise<Runni
 
 /**
  * The SDK reports export and collection errors through its diag logger, which is silent
- * unless one is set. Route it into our log, rate-limited.
+ * unless one is set. Route it into our log, rate-limited, one line each. A failed OTLP export
+ * is left out: the reader reports it as an exception with its stack, and CountingExporter has
+ * already counted it and logged one line.
  */
 function routeOtelDiagnostics(log: Logger): void {
   const limit = new RateLimitedLog(60_000);
   const l = log.child({ component: 'otel' });
-  const warn = (msg: string, ...args: unknown[]) => limit.maybe((suppressed) => l.warn(msg, { detail: args.map(String).join(' ').slice(0, 500), suppressed }));
+  const warn = (msg: string, ...args: unknown[]) => {
+    if (msg.includes('metrics export failed')) return;
+    limit.maybe((suppressed) => l.warn(exceptionMessage(msg), { detail: args.map(String).join(' ').slice(0, 500), suppressed }));
+  };
   diag.setLogger(
     { error: warn, warn, info: () => {}, debug: () => {}, verbose: () => {} },
     { logLevel: DiagLogLevel.WARN, suppressOverrideMessage: true },
   );
+}
+
+/** The SDK's error handler hands exceptions over as JSON with their stack: the message is enough. */
+function exceptionMessage(msg: string): string {
+  if (!msg.startsWith('{')) return msg;
+  try {
+    const m = (JSON.parse(msg) as { message?: unknown }).message;
+    return typeof m === 'string' ? m : msg;
+  } catch {
+    return msg;
+  }
 }

@@ -124,6 +124,8 @@ test('OTLP to a collector that is down: failures counted, logs rate-limited, pro
       assert.ok(valueOf(samples, 'kube_node_ping_packets_received_total', { destination_address: '127.0.0.1' })! > 40, 'probing goes on');
       const warnLines = agent.logs().split('\n').filter((l) => l.includes('OTLP export failed'));
       assert.ok(warnLines.length >= 1 && warnLines.length <= 2, `${protocol}: ${warnLines.length} warning lines for ${failures1} failures`);
+      const stacks = agent.logs().split('\n').filter((l) => l.includes('stack') || l.includes('PeriodicExportingMetricReader'));
+      assert.deepEqual(stacks, [], `${protocol}: the failure is told once, in one line, without the SDK's stack`);
       const rss1 = await rssKiB(agent.child.pid!);
       // Cumulative temporality and no retry buffer: nothing accumulates per failed export.
       assert.ok(rss1 - rss0 < 20 * 1024, `${protocol}: RSS grew ${rss1 - rss0} KiB over ${failures1 - failures0} failed exports`);
