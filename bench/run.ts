@@ -11,10 +11,16 @@
  *   - the agent as the image runs it (src/ compiled to dist/main.js) with a targets file of
  *     the same N addresses.
  * It prints the achieved probe rate against the intended rate, CPU per probe (user+system of
- * the process tree, from /proc), peak RSS of the agent's Node process, the median time to
- * serve one scrape, the longest /healthz answer while five scrapes are served back to back
- * (how long the event loop, which also drains fping's output, is held), and the agent's own
- * event-loop stall gauge, which covers start-up too.
+ * the process tree, from /proc), peak RSS of the agent's Node process and the median time to
+ * serve one scrape.
+ *
+ * Two more runs of the agent push OTLP every 2 s (gRPC, then HTTP/protobuf) to the real
+ * Collector built by scripts/tools.sh, which forwards to a real Prometheus. They measure how
+ * long the event loop, which also drains fping's output, is held at a stretch, with a probe
+ * loaded into the agent (bench/stall-probe.mjs) and kept out of the first run so that its
+ * timer costs no CPU there. Stalls are reported for start-up, for OTLP exports alone, and for
+ * exports with ten scrapes served back to back; the series Prometheus received through OTLP
+ * show that the exports arrived whole.
  */
 import { execFileSync, spawn, type ChildProcess } from 'node:child_process';
 import { mkdtempSync, openSync, readFileSync, writeFileSync, readdirSync } from 'node:fs';
@@ -23,6 +29,7 @@ import { join } from 'node:path';
 import { parseArgs } from 'node:util';
 import { fpingArgs, maxTargetsForPeriod } from '../src/probing/fping-process.ts';
 import { REPO, parseExposition, sleep, startAgent } from '../test/support/agent.ts';
+import { startCollector, startPrometheus } from '../test/support/servers.ts';
 
 const { values } = parseArgs({
   options: {
@@ -38,21 +45,6 @@ const WARMUP = Number(values.warmup);
 const PERIOD_MS = 1000;
 const PER_PROCESS = 256; // the agent's default --max-targets-per-fping
 const TICKS = 100; // USER_HZ on Linux
-
-/** Polls /healthz every 5 ms until SIGTERM, then prints the longest answer in ms. */
-const HEALTHZ_POLLER = `
-let max = 0, stop = false;
-process.on('SIGTERM', () => { stop = true; });
-(async () => {
-  while (!stop) {
-    const t = performance.now();
-    await fetch('http://127.0.0.1:' + process.argv[1] + '/healthz').then((r) => r.text());
-    max = Math.max(max, performance.now() - t);
-    await new Promise((r) => setTimeout(r, 5));
-  }
-  process.stdout.write(max.toFixed(1) + '\\n');
-})();
-`;
 
 function addresses(n: number): string[] {
   // 127.1.0.1, 127.1.0.2, ... : distinct loopback addresses, no .0 or .255 hosts.
@@ -145,30 +137,63 @@ async function agentRun(addrs: string[]) {
   // Scrapes during the window cost CPU too; keep them out of the CPU figure by taking two only.
   const r = await measure(() => [pid], sentTotal);
   const scrapeMs: number[] = [];
-  // While scrapes are served, a /healthz every 5 ms shows how long the event loop (which also
-  // drains fping's output) is held at a stretch. The poller is a process of its own, so that
-  // downloading the page here cannot delay its answers.
-  const poller = spawn(process.execPath, ['-e', HEALTHZ_POLLER, String(agent.port)], { stdio: ['ignore', 'pipe', 'inherit'] });
-  let pollerOut = '';
-  poller.stdout!.setEncoding('utf8').on('data', (d: string) => (pollerOut += d));
-  await sleep(300);
   for (let i = 0; i < 5; i++) {
-    // Read and drop the page: parsing it here would stall this process, not the agent.
+    // Read and drop the page: parsing it here would only slow this process.
     const t0 = performance.now();
     await (await fetch(`http://127.0.0.1:${agent.port}/metrics`)).arrayBuffer();
     scrapeMs.push(performance.now() - t0);
   }
-  poller.kill('SIGTERM');
-  await new Promise((r) => poller.on('exit', r));
-  const stallDuringScrapesMs = Number(pollerOut.trim());
   scrapeMs.sort((a, b) => a - b);
-  // The longest the agent's event loop was blocked (fping output waits meanwhile), scrapes included.
-  const page = parseExposition(await (await fetch(`http://127.0.0.1:${agent.port}/metrics`)).text());
-  const stallMs = 1000 * (page.find((s) => s.name === 'kube_node_ping_eventloop_delay_max_seconds')?.value ?? NaN);
   const rssKiB = statusKiB(pid, 'VmHWM');
-  const fpingRssKiB = childrenOf(pid).reduce((s, p) => s + statusKiB(p, 'VmHWM'), 0);
   await agent.stop();
-  return { ...r, rssKiB, fpingRssKiB, scrapeMs: scrapeMs[2]!, stallMs, stallDuringScrapesMs };
+  return { ...r, rssKiB, scrapeMs: scrapeMs[2]! };
+}
+
+const STALL_PROBE = join(REPO, 'bench/stall-probe.mjs');
+const EXPORT_INTERVAL_S = 2;
+
+/**
+ * The agent with OTLP on and the stall probe loaded: the longest stall in each phase (ms),
+ * its peak RSS, and how many per-destination series reached Prometheus through OTLP.
+ */
+async function stallRun(addrs: string[], protocol: 'grpc' | 'http/protobuf') {
+  const dir = mkdtempSync(join(tmpdir(), 'knp-bench-'));
+  const file = join(dir, 'targets.json');
+  const stalls = join(dir, 'stalls.txt');
+  writeFileSync(file, JSON.stringify(addrs.map((a, i) => ({ name: `n${i}`, address: a }))));
+  writeFileSync(stalls, '');
+  const prometheus = await startPrometheus([]);
+  const collector = await startCollector(prometheus.url);
+  try {
+    const agent = await startAgent({
+      main: SHIPPED_MAIN,
+      nodeFlags: ['--import', STALL_PROBE],
+      env: { KNP_STALL_FILE: stalls },
+      args: ['--targets-file', file, '--period', `${PERIOD_MS}ms`, '--log-level', 'info', '--otlp-endpoint', protocol === 'grpc' ? collector.grpcEndpoint : collector.httpEndpoint, '--otlp-protocol', protocol, '--export-interval', `${EXPORT_INTERVAL_S}s`],
+    });
+    // Start-up counts from the first fping process (logged right after it is spawned): loading
+    // the modules before it holds the loop too, but no packet waits on it.
+    const started = agent.logs().split('\n').find((l) => l.includes('"fping processes updated"'));
+    if (started === undefined) throw new Error(`no fping start in the agent's log: ${agent.logs()}`);
+    const t0 = Date.parse((JSON.parse(started) as { time: string }).time);
+    await sleep(WARMUP * 1000);
+    const t1 = Date.now();
+    await sleep(5 * EXPORT_INTERVAL_S * 1000);
+    const t2 = Date.now();
+    for (let i = 0; i < 10; i++) await (await fetch(`http://127.0.0.1:${agent.port}/metrics`)).arrayBuffer();
+    const t3 = Date.now();
+    const rssKiB = statusKiB(agent.child.pid!, 'VmHWM');
+    await agent.stop();
+    // A stall is logged when it ends; what counts in a phase is the part of it inside the
+    // phase (the block that spawns the first fping process began before any packet was sent).
+    const entries = readFileSync(stalls, 'utf8').trim().split('\n').filter(Boolean).map((l) => l.split(' ').map(Number) as [number, number]);
+    const longest = (from: number, to: number) => Math.max(0, ...entries.map(([end, ms]) => Math.min(end, to) - Math.max(end - ms, from)));
+    const otlpSeries = (await prometheus.query('count(kube_node_ping_packets_sent_total)'))[0]?.value[1] ?? '0';
+    return { startupMs: longest(t0, t1), exportsMs: longest(t1, t2), scrapesMs: longest(t2, t3), rssKiB, otlpSeries: Number(otlpSeries) };
+  } finally {
+    await collector.stop();
+    await prometheus.stop();
+  }
 }
 
 function machine(): string {
@@ -187,11 +212,29 @@ execFileSync(process.execPath, [join(REPO, 'node_modules/typescript/bin/tsc'), '
 const SHIPPED_MAIN = join(REPO, 'dist/main.js');
 
 const rows: string[][] = [];
-const header = ['targets', 'intended probes/s', 'agent probes/s', 'achieved', 'fping alone µs CPU/probe', 'agent µs CPU/probe', 'CPU ratio', 'agent peak RSS MiB', 'scrape ms', 'max /healthz during scrapes ms', 'max loop stall since start ms'];
+const header = [
+  'targets',
+  'intended probes/s',
+  'agent probes/s',
+  'achieved',
+  'fping alone µs CPU/probe',
+  'agent µs CPU/probe',
+  'CPU ratio',
+  'agent peak RSS MiB',
+  'scrape ms',
+  'OTLP grpc / http: longest stall at start-up ms',
+  'longest stall, exports ms',
+  'longest stall, exports + scrapes ms',
+  'peak RSS MiB',
+  'series received',
+];
 for (const n of SIZES) {
   const addrs = addresses(n);
   const alone = await fpingAlone(addrs);
   const agent = await agentRun(addrs);
+  const grpc = await stallRun(addrs, 'grpc');
+  const http = await stallRun(addrs, 'http/protobuf');
+  const both = (f: (r: typeof grpc) => number) => `${f(grpc).toFixed(0)} / ${f(http).toFixed(0)}`;
   const intended = n * (1000 / PERIOD_MS);
   const agentRate = agent.probes / agent.seconds;
   const aloneUs = (alone.cpu / alone.probes) * 1e6;
@@ -206,8 +249,11 @@ for (const n of SIZES) {
     `${(agentUs / aloneUs).toFixed(2)}×`,
     (agent.rssKiB / 1024).toFixed(0),
     agent.scrapeMs.toFixed(0),
-    agent.stallDuringScrapesMs.toFixed(0),
-    agent.stallMs.toFixed(0),
+    both((r) => r.startupMs),
+    both((r) => r.exportsMs),
+    both((r) => r.scrapesMs),
+    both((r) => r.rssKiB / 1024),
+    both((r) => r.otlpSeries),
   ]);
   process.stderr.write(`done N=${n}: fping alone ${(alone.probes / alone.seconds).toFixed(0)} probes/s in ${alone.processes} processes\n`);
 }
