@@ -37,6 +37,12 @@ import {
 import * as table from '@grafana/grafana-foundation-sdk/table';
 
 const NEUTRAL = () => thresholds([[null, 'blue']]);
+/** A count where any is one too many. */
+const ANY_IS_RED = () =>
+  thresholds([
+    [null, 'green'],
+    [1, 'red'],
+  ]);
 const PAIR_LEGEND = '{{k8s_node_name}} → {{destination_name}}';
 
 export function overview(): dashboard.Dashboard {
@@ -76,10 +82,7 @@ export function overview(): dashboard.Dashboard {
         description: 'Source → destination pairs that lost more than 5 % of their probes over the time range.',
         expr: `count(${loss(PAIR, '$__range')} > 0.05) or vector(0)`,
         unit: 'none',
-        thresholds: thresholds([
-          [null, 'green'],
-          [1, 'red'],
-        ]),
+        thresholds: ANY_IS_RED(),
       }),
     )
     .withPanel(
@@ -97,10 +100,7 @@ export function overview(): dashboard.Dashboard {
         description: 'Pairs whose destination has not answered the last probes (outage_ongoing > 0).',
         expr: `count(max by (${PAIR}) (kube_node_ping_outage_ongoing_seconds{${sel()}}) > 0) or vector(0)`,
         unit: 'none',
-        thresholds: thresholds([
-          [null, 'green'],
-          [1, 'red'],
-        ]),
+        thresholds: ANY_IS_RED(),
       }),
     )
     .withPanel(
@@ -111,10 +111,7 @@ export function overview(): dashboard.Dashboard {
           'kube-node-ping rule file; 0 without it.',
         expr: '(count(kube_node_ping_node:blamed{k8s_cluster_name=~"$cluster"}) or vector(0)) + (count(kube_node_ping_zone:uplink_blamed{k8s_cluster_name=~"$cluster"}) or vector(0))',
         unit: 'none',
-        thresholds: thresholds([
-          [null, 'green'],
-          [1, 'red'],
-        ]),
+        thresholds: ANY_IS_RED(),
       }),
     );
 
