@@ -42,7 +42,7 @@ set -euo pipefail
 #   binname  file the builder produces (ocb; default: <name>)
 #   inputs   extra files (relative to the repo root) that feed the cache hash
 # ---------------------------------------------------------------------------
-ALL_TOOLS=(prometheus promtool ocb otelcol etcd kube-apiserver helm prometheus-operator-crds hadolint)
+ALL_TOOLS=(prometheus promtool ocb otelcol etcd kube-apiserver kube-controller-manager kube-scheduler kube-proxy kubelet containerd cni-plugins pause helm prometheus-operator-crds hadolint)
 
 tool_spec() {
   kind='' moddir='' pkg='' ldfn='' manifest='' builder='' binname='' inputs='' script=''
@@ -56,7 +56,11 @@ tool_spec() {
     otelcol)    kind=ocb; builder=ocb; moddir=tools/ocb
                 manifest=otel/builder-config.yaml; binname=otelcol-kube-node-ping ;;
     etcd)       kind=script; script=tools/kube/build.sh; inputs='tools/etcd/go.mod tools/etcd/go.sum' ;;
-    kube-apiserver) kind=script; script=tools/kube/build.sh; inputs='tools/kube/go.mod tools/kube/go.sum' ;;
+    kube-apiserver|kube-controller-manager|kube-scheduler|kube-proxy|kubelet)
+                kind=script; script=tools/kube/build.sh; inputs='tools/kube/go.mod tools/kube/go.sum' ;;
+    containerd) kind=script; script=tools/kube/build.sh; inputs='tools/containerd/go.mod tools/containerd/go.sum' ;;
+    cni-plugins) kind=script; script=tools/kube/build.sh; inputs='tools/cni/go.mod tools/cni/go.sum' ;;
+    pause)      kind=script; script=tools/kube/build.sh; inputs='tools/pause/go.mod tools/pause/main.go' ;;
     helm)       kind=script; script=tools/helm/build.sh; inputs='tools/helm/go.mod tools/helm/go.sum' ;;
     prometheus-operator-crds) kind=script; script=tools/helm/prometheus-operator-crds.sh ;;
     hadolint)   kind=script; script=tools/helm/hadolint.sh ;;
@@ -138,7 +142,14 @@ ensure_tool() {
   hash=$(tool_hash "$name")
   dir=$TOOLS_DIR/$name-$hash
   if [[ ! -x $dir/$name ]]; then
-    build_tool "$name" "$dir"
+    # Two runs (two checkouts, or a test run beside a build) build a tool once: the second
+    # waits for the first and then finds it built.
+    mkdir -p "$TOOLS_DIR"
+    local lock
+    exec {lock}>"$TOOLS_DIR/.lock-$name"
+    flock "$lock"
+    [[ -x $dir/$name ]] || build_tool "$name" "$dir"
+    exec {lock}>&-
   fi
   TOOL_PATH=$dir/$name
   mkdir -p "$BIN_DIR"
