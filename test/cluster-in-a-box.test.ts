@@ -21,6 +21,7 @@ import { join } from 'node:path';
 import type { ChildProcess } from 'node:child_process';
 import { Lab, type Host } from './lab/lab.ts';
 import { NODE_FLAGS, REPO, eventually, sleep } from './support/agent.ts';
+import { blamed, networkVerdicts, RULES_FILE, type Firing } from './support/alerts.ts';
 import { findKubeBinaries, startKube, type Kube } from './support/kube.ts';
 import { createNode } from './support/nodes.ts';
 import { kubeconfigVia, nodeReaderToken } from './support/rbac.ts';
@@ -29,13 +30,12 @@ import { startTcpProxy, type TcpProxy } from './support/tcp-proxy.ts';
 
 const NODES = 20;
 const PORT = 9464;
-const RULES = join(REPO, 'charts/kube-node-ping/files/rules/kube-node-ping.rules.yaml');
 const found = findKubeBinaries();
 if ('missing' in found) throw new Error(`kube binaries missing: ${found.missing}; run ./scripts/test`);
 
 /** The shipped rules with time compressed; expressions and thresholds unchanged. */
 function compressedRules(dir: string): string {
-  const text = readFileSync(RULES, 'utf8')
+  const text = readFileSync(RULES_FILE, 'utf8')
     .replace(/\[5m\]/g, '[20s]')
     .replace(/\[15m\]/g, '[1m]')
     .replace(/\[1d\]/g, '[5m]')
@@ -110,19 +110,10 @@ async function stopAgents(): Promise<void> {
   agents = [];
 }
 
-interface Firing {
-  alertname: string;
-  labels: Record<string, string>;
-}
-
+/** The firing network verdicts (agent-health alerts left out: see test/support/alerts.ts). */
 async function firing(): Promise<Firing[]> {
   const r = await prom.query('ALERTS{alertstate="firing"}');
-  return r.map((x) => ({ alertname: x.metric['alertname']!, labels: x.metric }));
-}
-
-/** Which nodes the firing alerts blame, as "alertname:node". */
-function blamed(alerts: Firing[]): string[] {
-  return alerts.map((a) => `${a.alertname}:${a.labels['destination_name'] ?? a.labels['k8s_node_name'] ?? a.labels['node'] ?? '?'}`).sort();
+  return networkVerdicts(r.map((x) => ({ alertname: x.metric['alertname']!, labels: x.metric })));
 }
 
 for (const [mode, args] of [
@@ -150,7 +141,7 @@ for (const [mode, args] of [
       assert.ok(sampled.length === NODES && sampled.every((x) => Number(x.value[1]) === (mode === 'sampled' ? 1 : 0)));
       const probers = await prom.query('min(kube_node_ping_mesh_probers)');
       assert.ok(Number(probers[0]!.value[1]) >= (mode === 'full' ? NODES - 1 : 4));
-      assert.deepEqual(blamed(await firing()), [], 'a healthy cluster fires nothing');
+      assert.deepEqual(blamed(await firing()), [], 'a healthy cluster blames nothing');
     });
 
     test('a blackholed node: the alert names it, and only it', async () => {
