@@ -13,6 +13,8 @@
 #   bash scripts/images.sh --manifest NAME  print NAME's manifest (JSON: ref, archive, id,
 #                                           sizeBytes) for the current sources; builds nothing,
 #                                           exits 1 if that image is not built (NAME: agent|pause)
+#   bash scripts/images.sh --context-files  print the build context's files (what the agent's
+#                                           key hashes), one per line
 #   bash scripts/images.sh --containers-conf
 #                                           print the containers.conf that podman and buildah
 #                                           need here (export it as CONTAINERS_CONF)
@@ -207,6 +209,8 @@ build_agent() {
   cp /etc/ssl/certs/ca-certificates.crt "$tmp/etc/build-ca.crt"
   printf 'cafile=/usr/local/etc/build-ca.crt\nupdate-notifier=false\n' >"$tmp/etc/npmrc"
   # --format docker: with OCI, buildah ignores SHELL (pipefail in the final stage).
+  # --ignorefile: buildah 1.28 also finds <Dockerfile>.dockerignore by itself; named anyway,
+  # as it is the file context_files reads.
   buildah bud --quiet --format docker --network=host --pull=never --layers=false \
     -f "$ROOT/docker/Dockerfile" --ignorefile "$IGNORE_FILE" \
     --build-arg NODE_IMAGE="$base" \
@@ -268,6 +272,10 @@ ensure_image() {
 }
 
 main() {
+  if [[ ${1:-} == --context-files ]]; then
+    context_files
+    return
+  fi
   if [[ ${1:-} == --containers-conf ]]; then
     containers_conf
     printf '%s\n' "$CONTAINERS_CONF"

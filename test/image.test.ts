@@ -106,6 +106,25 @@ describe('docker/Dockerfile', () => {
     assert.ok(ignore.includes('src/**/*.test.ts'));
   });
 
+  test('buildah sends exactly the files that scripts/images.sh hashes into the image\'s cache key', async () => {
+    const hashed = execFileSync('bash', [join(REPO, 'scripts/images.sh'), '--context-files'], { encoding: 'utf8' }).split('\n').filter(Boolean);
+    assert.ok(hashed.includes('package-lock.json') && hashed.includes('src/main.ts'));
+    // The same context and ignore file as the real build, copied whole into a scratch image.
+    const dir = mkdtempSync(join(tmpdir(), 'knp-context-'));
+    const tag = `localhost/knp-context-check:${process.pid}`;
+    try {
+      writeFileSync(join(dir, 'Containerfile'), 'FROM scratch\nCOPY . /context/\n');
+      await execFileP('buildah', ['bud', '--quiet', '--layers=false', '--pull=never', '-f', join(dir, 'Containerfile'), '--ignorefile', join(REPO, 'docker/Dockerfile.dockerignore'), '-t', tag, REPO], { env: PODMAN_ENV });
+      const rootfs = (await podman(['image', 'mount', tag])).stdout.trim();
+      const sent = execFileSync('find', ['.', '-type', 'f'], { cwd: join(rootfs, 'context'), encoding: 'utf8' }).split('\n').filter(Boolean).map((f) => f.slice(2)).sort();
+      assert.deepEqual(sent, [...hashed].sort());
+    } finally {
+      await podman(['image', 'unmount', tag]).catch(() => undefined);
+      await podman(['rmi', '-f', tag]).catch(() => undefined);
+      rmSync(dir, { recursive: true, force: true });
+    }
+  });
+
   test('no production dependency needs an install script (the image runs npm ci --ignore-scripts)', () => {
     const lock = JSON.parse(readFileSync(join(REPO, 'package-lock.json'), 'utf8'));
     // protobufjs's postinstall only prints a version-scheme warning.

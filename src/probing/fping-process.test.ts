@@ -91,3 +91,27 @@ test('without an icmpDenied receiver, the restart stays a warning with fping\'s 
   assert.equal(lines[0]?.msg, 'fping exited; restarting');
   assert.match(lines[0]?.stderr ?? '', /can't create socket/);
 });
+
+test('the first result of a run, and only the first, tells that fping is probing again', async () => {
+  let probing = 0;
+  const stdout = new PassThrough();
+  const spawner = () => {
+    const p = new EventEmitter() as ChildProcess;
+    Object.assign(p, { stdout, stderr: new PassThrough(), exitCode: null, signalCode: null, pid: 1 });
+    (p as { kill: () => boolean }).kill = () => {
+      Object.assign(p, { signalCode: 'SIGTERM' });
+      setImmediate(() => p.emit('exit', null, 'SIGTERM'));
+      return true;
+    };
+    return p;
+  };
+  const log = createLogger({ level: 'error', write: () => {} });
+  const proc = new FpingProcess(['127.0.0.1'], settings, noSink, { restart() {}, parseError() {}, probing: () => probing++ }, log, spawner);
+  proc.start();
+  // Loop-mode lines as fping 5.1 prints them (docs: platform facts).
+  stdout.write('[1795637400.26061] 127.0.0.1 : [0], timed out (NaN avg, 100% loss)\n');
+  stdout.write('[1795637400.26671] 127.0.0.1 : [1], 64 bytes, 0.07 ms (0.07 avg, 50% loss)\n');
+  await new Promise((r) => setImmediate(r));
+  await proc.stop();
+  assert.equal(probing, 1);
+});
