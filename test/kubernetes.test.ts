@@ -206,9 +206,12 @@ describe('the chart in a real cluster', { timeout: 1_800_000 }, () => {
   test('install: helm install, the DaemonSet is Ready on every node, and the pods hold only what they need', async () => {
     await helmRelease(cluster, 'install', RELEASE, NS, RELEASE_VALUES());
     phase('helm install done');
-    const ds = await cluster.kube.requestOk('GET', `/apis/apps/v1/namespaces/${NS}/daemonsets/${RELEASE}-kube-node-ping`);
+    // helm's --wait counts a DaemonSet ready with maxUnavailable pods still starting: wait for all.
+    const ds = await eventually(async () => {
+      const d = await cluster.kube.requestOk('GET', `/apis/apps/v1/namespaces/${NS}/daemonsets/${RELEASE}-kube-node-ping`);
+      return d.status.numberReady === NODES.length ? d : undefined;
+    }, 120_000, `the DaemonSet Ready on all ${NODES.length} nodes`);
     assert.equal(ds.status.desiredNumberScheduled, NODES.length);
-    assert.equal(ds.status.numberReady, NODES.length, JSON.stringify(ds.status));
     const byNode = await eventually(() => readyOnEveryNode(NODES), 60_000, 'one Ready pod on every node');
     for (const [node, p] of byNode) {
       const id = p.status.containerStatuses?.[0]?.containerID;
@@ -247,6 +250,11 @@ describe('the chart in a real cluster', { timeout: 1_800_000 }, () => {
       }
       return all;
     }, 60_000, 'five probes of every pair');
+    for (const n of NODES) {
+      // Each agent names its own node, and sees the node's hostname (host network, as on a real node).
+      const own = (await page(n)).filter((x) => x.name === 'kube_node_ping_packets_sent_total');
+      assert.deepEqual([...new Set(own.map((x) => `${x.labels['k8s_node_name']} ${x.labels['host_name']}`))], [`${n} ${n}`]);
+    }
     for (const [n, p] of pages) {
       assert.deepEqual([...p.keys()].sort(), NODES.filter((o) => o !== n), `${n}'s destinations`);
       for (const [d, c] of p) assert.equal(c.received, c.sent, `${n} -> ${d}: ${c.received} of ${c.sent} received`);

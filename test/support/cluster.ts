@@ -10,9 +10,10 @@
  *   try { ... c.kube.request('GET', '/api/v1/nodes') ... } finally { await c.stop(); }
  *
  * Each node's programs share one mount namespace of their own (kubelet mounts the pods'
- * volumes, containerd bind-mounts them into containers): a holder process enters the host's
- * network namespace, unshares the mount namespace and sleeps; the node's programs enter both
- * with nsenter. Mounts made there never reach the machine's own namespace, and they vanish
+ * volumes, containerd bind-mounts them into containers) and one UTS namespace whose hostname
+ * is the node's name (what hostNetwork pods see, as on a real node): a holder process enters
+ * the host's network namespace, unshares those two and sleeps; the node's programs enter all
+ * three with nsenter. Mounts made there never reach the machine's own namespace, and they vanish
  * when the last process of the node exits, so neither stop() nor a crashed run leaves any. The
  * machine's /sys (with its cgroup hierarchies, which `ip netns exec` would hide) stays visible.
  * Paths that kubelet and containerd hard-code and that nodes would share (/var/log/containers,
@@ -285,6 +286,8 @@ disabled_plugins = ['io.containerd.nri.v1.nri']
   [plugins.'io.containerd.cri.v1.runtime']
     # The pause container asks for oom_score_adj -998, which this kind of VM refuses.
     restrict_oom_score_adj = true
+    # Pod network namespaces under the node's own state, not in the machine's /run/netns.
+    netns_mounts_under_state_dir = true
     [plugins.'io.containerd.cri.v1.runtime'.containerd]
       default_runtime_name = 'runc'
       [plugins.'io.containerd.cri.v1.runtime'.containerd.runtimes.runc]
@@ -382,7 +385,7 @@ interface NodeState {
   removed: boolean;
 }
 
-/** The PID of the holder's `sleep`, once it sits in a mount namespace of its own. */
+/** Waits until the holder's `sleep` sits in a mount namespace of its own. */
 async function holderReady(p: Proc, logFile: string, timeoutMs: number): Promise<void> {
   const own = fs.readlinkSync('/proc/self/ns/mnt');
   await waitReady('node namespace holder', p, logFile, timeoutMs, async () => {
@@ -536,11 +539,11 @@ export async function startCluster(opts: ClusterOptions): Promise<Cluster> {
       // The holder: the node's mount namespace, with its private copies of the shared paths.
       const binds = path.join(nd, 'binds');
       const holderLog = path.join(nd, 'holder.log');
-      const script = 'set -e; b=$1; shift; for d in "$@"; do mkdir -p "$d" "$b$d"; mount --bind "$b$d" "$d"; done; exec sleep infinity';
-      s.holder = launch(NSENTER, [`--net=/run/netns/${host.ns}`, '--', 'unshare', '--mount', '--propagation', 'slave', '--',
-        'sh', '-c', script, 'sh', binds, ...NODE_PRIVATE_DIRS], holderLog);
+      const script = 'set -e; hostname "$1"; b=$2; shift 2; for d in "$@"; do mkdir -p "$d" "$b$d"; mount --bind "$b$d" "$d"; done; exec sleep infinity';
+      s.holder = launch(NSENTER, [`--net=/run/netns/${host.ns}`, '--', 'unshare', '--mount', '--propagation', 'slave', '--uts', '--',
+        'sh', '-c', script, 'sh', name, binds, ...NODE_PRIVATE_DIRS], holderLog);
       await holderReady(s.holder, holderLog, timeoutMs);
-      const enter = ['-t', String(s.holder.child.pid), '-m', '-n', '--'];
+      const enter = ['-t', String(s.holder.child.pid), '-m', '-n', '-u', '--'];
 
       // containerd.
       const cd = path.join(nd, 'containerd');
