@@ -13,6 +13,11 @@
 #   bash scripts/images.sh --manifest NAME  print NAME's manifest (JSON: ref, archive, id,
 #                                           sizeBytes) for the current sources; builds nothing,
 #                                           exits 1 if that image is not built (NAME: agent|pause)
+#   bash scripts/images.sh --context-files  print the build context's files (what the agent's
+#                                           key hashes), one per line
+#   bash scripts/images.sh --containers-conf
+#                                           print the containers.conf that podman and buildah
+#                                           need here (export it as CONTAINERS_CONF)
 #
 # Cache by content, like scripts/tools.sh: each image is stored once as a docker-archive tar
 # (what `podman load` and `ctr images import` take) under
@@ -43,17 +48,23 @@ log() { printf 'images.sh: %s\n' "$*" >&2; }
 die() { printf 'images.sh: error: %s\n' "$*" >&2; exit 1; }
 sha() { sha256sum | cut -d' ' -f1; }
 
-# podman's default RLIMIT_NOFILE for a container is above the hard limit this machine grants
-# ("setrlimit RLIMIT_NOFILE: Operation not permitted"), and crun refuses its hybrid cgroups:
-# our own containers.conf (never /etc's), read by buildah and podman alike.
+# podman's default RLIMIT_NOFILE and RLIMIT_NPROC for a container are above what this kind
+# of machine grants ("error setting rlimit type 7/6: operation not permitted"), and crun
+# refuses its hybrid cgroups: our own containers.conf (never /etc's), read by buildah and
+# podman. Measured here: nofile up to our hard limit works; nproc fails above
+# kernel.pid_max (32768) even where the hard limit is higher, and more is meaningless anyway.
 containers_conf() {
-  local hard conf
-  hard=$(ulimit -Hn)
-  conf=$IMAGES/containers.conf
+  local nofile nproc conf want pidmax
+  nofile=$(ulimit -Hn)
+  nproc=$(ulimit -Hu)
+  pidmax=$(cat /proc/sys/kernel/pid_max)
+  if [[ $nproc == unlimited ]] || ((nproc > pidmax)); then nproc=$pidmax; fi
+  if [[ $nofile == unlimited ]]; then nofile=1048576; fi
   mkdir -p "$IMAGES"
-  local want
-  want=$(printf '[containers]\ndefault_ulimits = ["nofile=%s:%s"]\n\n[engine]\nruntime = "runc"\ncgroup_manager = "cgroupfs"\nevents_logger = "file"\n' "$hard" "$hard")
-  if [[ ! -f $conf || $(cat "$conf") != "$want" ]]; then
+  want=$(printf '[containers]\ndefault_ulimits = ["nofile=%s:%s", "nproc=%s:%s"]\n\n[engine]\nruntime = "runc"\ncgroup_manager = "cgroupfs"\nevents_logger = "file"\n' "$nofile" "$nofile" "$nproc" "$nproc")
+  # Named by its content: checkouts of other versions share the cache and must not rewrite it.
+  conf=$IMAGES/containers-$(printf '%s\n' "$want" | sha | cut -c1-12).conf
+  if [[ ! -f $conf ]]; then
     printf '%s\n' "$want" >"$conf.tmp.$$" && mv "$conf.tmp.$$" "$conf"
   fi
   export CONTAINERS_CONF=$conf
@@ -196,8 +207,10 @@ build_agent() {
   # image's history or config.
   mkdir "$tmp/etc"
   cp /etc/ssl/certs/ca-certificates.crt "$tmp/etc/build-ca.crt"
-  printf 'cafile=/usr/local/etc/build-ca.crt\n' >"$tmp/etc/npmrc"
+  printf 'cafile=/usr/local/etc/build-ca.crt\nupdate-notifier=false\n' >"$tmp/etc/npmrc"
   # --format docker: with OCI, buildah ignores SHELL (pipefail in the final stage).
+  # --ignorefile: buildah 1.28 also finds <Dockerfile>.dockerignore by itself; named anyway,
+  # as it is the file context_files reads.
   buildah bud --quiet --format docker --network=host --pull=never --layers=false \
     -f "$ROOT/docker/Dockerfile" --ignorefile "$IGNORE_FILE" \
     --build-arg NODE_IMAGE="$base" \
@@ -259,6 +272,15 @@ ensure_image() {
 }
 
 main() {
+  if [[ ${1:-} == --context-files ]]; then
+    context_files
+    return
+  fi
+  if [[ ${1:-} == --containers-conf ]]; then
+    containers_conf
+    printf '%s\n' "$CONTAINERS_CONF"
+    return
+  fi
   if [[ ${1:-} == --manifest ]]; then
     local name=${2:-} key
     case $name in

@@ -35,6 +35,8 @@ export interface RunningAgent {
 
 /** Coalesces bursts of node events (a cluster scaling up) into one fping restart per shard. */
 const TARGET_DEBOUNCE_MS = 1000;
+/** How often the cause of a lasting ICMP denial is logged again (fping keeps retrying meanwhile). */
+const ICMP_DENIED_LOG_MS = 10 * 60_000;
 
 /** Wires config → targets (discovery, file) → probing → telemetry → HTTP. */
 export async function startAgent(config: Config, deps: AgentDeps): Promise<RunningAgent> {
@@ -50,12 +52,31 @@ export async function startAgent(config: Config, deps: AgentDeps): Promise<Runni
     lean: config.pairMetrics === 'lean',
   });
   let self: SelfMetrics | undefined;
+  // Why fping has no ICMP socket, while that lasts: one error line (then one per
+  // ICMP_DENIED_LOG_MS), and /readyz answers 503 with it, so the pod never becomes Ready.
+  let icmpDenied: string | undefined;
+  const icmpDeniedLog = new RateLimitedLog(ICMP_DENIED_LOG_MS);
+  const proberLog = log.child({ component: 'prober' });
   const prober: Prober = new Prober({
     settings: { fpingPath: config.fpingPath, periodMs: config.period, timeoutMs: config.timeout, packetSize: config.packetSize },
     maxTargetsPerProcess: config.maxTargetsPerFping,
     sink: metrics,
-    events: { restart: () => self?.fpingRestart(), parseError: () => self?.parseError() },
-    log: log.child({ component: 'prober' }),
+    events: {
+      restart: () => self?.fpingRestart(),
+      parseError: () => self?.parseError(),
+      icmpDenied: (message) => {
+        if (icmpDenied !== message) icmpDeniedLog.reset();
+        icmpDenied = message;
+        icmpDeniedLog.maybe((suppressed) => proberLog.error(message, { suppressed }));
+      },
+      probing: () => {
+        if (icmpDenied === undefined) return;
+        icmpDenied = undefined;
+        icmpDeniedLog.reset();
+        proberLog.info('fping has its ICMP socket again');
+      },
+    },
+    log: proberLog,
     spawner: deps.spawner,
   });
 
@@ -111,6 +132,7 @@ export async function startAgent(config: Config, deps: AgentDeps): Promise<Runni
     const started = await startHttpServer(config.prometheusPort, config.prometheusHost, {
       metrics: prometheus ? () => prometheus.render() : undefined,
       notReady: () =>
+        icmpDenied ??
         discovery?.degraded() ??
         (!targetsLoaded ? 'targets not loaded' : metrics.size > 0 && prober.processes === 0 ? 'no fping process running' : undefined),
     }, log.child({ component: 'http' }));

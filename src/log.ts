@@ -76,4 +76,10 @@ export class RateLimitedLog {
     this.#last = t;
     emit(suppressed);
   }
+
+  /** The next message goes through at once (a new condition, not a repeat of the last). */
+  reset(): void {
+    this.#last = -Infinity;
+    this.#suppressed = 0;
+  }
 }

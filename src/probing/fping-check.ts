@@ -6,8 +6,21 @@ import { execFile } from 'node:child_process';
  */
 export function checkFping(path: string): Promise<string> {
   return new Promise((resolve, reject) => {
-    execFile(path, ['--version'], { timeout: 5000 }, (err, stdout, stderr) => {
-      const out = `${stdout}${stderr}`;
+    // EPERM is the kernel refusing to exec fping's file capability (CAP_NET_RAW missing from
+    // the bounding set): the container's privileges, not a bad fping. Not fatal: the prober
+    // names the cause in one line, /readyz reports it, and fping is retried. Some exec
+    // failures throw from spawn itself instead of reaching the callback.
+    const refused = (err: unknown) => (err as NodeJS.ErrnoException | null)?.code === 'EPERM';
+    try {
+      execFile(path, ['--version'], { timeout: 5000 }, (err, stdout, stderr) => {
+        if (refused(err)) return resolve('unknown (exec refused: EPERM)');
+        check(err, `${stdout}${stderr}`);
+      });
+    } catch (err) {
+      if (refused(err)) return resolve('unknown (exec refused: EPERM)');
+      reject(err as Error);
+    }
+    function check(err: Error | null, out: string): void {
       if (err && (err as NodeJS.ErrnoException).code === 'ENOENT') {
         reject(new Error(`fping not found at ${JSON.stringify(path)}: install it (Debian/Ubuntu: apt-get install fping; Alpine: apk add fping) or set --fping-path`));
         return;
@@ -26,6 +39,6 @@ export function checkFping(path: string): Promise<string> {
         return;
       }
       resolve(`${m[1]}.${m[2]}`);
-    });
+    }
   });
 }

@@ -17,6 +17,32 @@ let nextEpoch = 0;
 export interface ProcessEvents {
   restart(reason: string): void;
   parseError(): void;
+  /** fping could not get an ICMP socket: `message` is the one-line cause and fix ({@link icmpDeniedMessage}). */
+  icmpDenied?(message: string): void;
+  /** A run of fping reported its first result: whatever denied it before is over. */
+  probing?(): void;
+}
+
+/** fping 5.1's own words when neither a raw nor a datagram ICMP socket opens (it exits 4). */
+const SOCKET_REFUSED = /can't create (?:raw )?socket/;
+
+/**
+ * The one line that says why fping has no ICMP socket and how to fix it, or undefined when the
+ * failure is something else. Two forms: the kernel refusing to exec fping (spawn EPERM: its
+ * file capability asks for CAP_NET_RAW and the bounding set lacks it), and fping running
+ * without the capability and saying so on stderr (NET_RAW dropped for root, or the file
+ * capability made inert by no_new_privs, i.e. allowPrivilegeEscalation: false).
+ */
+export function icmpDeniedMessage(err: NodeJS.ErrnoException | undefined, stderr: readonly string[], gid: number): string | undefined {
+  let cause: string;
+  if (err?.code === 'EPERM') {
+    cause = ': the kernel refused to exec it (EPERM), as its file capability asks for CAP_NET_RAW and the container does not hold that';
+  } else {
+    const line = stderr.find((l) => SOCKET_REFUSED.test(l));
+    if (line === undefined) return undefined;
+    cause = ` (${JSON.stringify(line.slice(line.indexOf("can't")))}): it holds no CAP_NET_RAW, because the container lacks it or no_new_privs (allowPrivilegeEscalation: false) made fping's file capability inert`;
+  }
+  return `fping cannot open an ICMP socket${cause}. Fix: uid 65532 with CAP_NET_RAW in the bounding set, fping's file capability and allowPrivilegeEscalation: true (chart securityMode nonRoot), or uid 0 holding NET_RAW (securityMode root); fping 5.2 or later could also use unprivileged ICMP with a net.ipv4.ping_group_range covering gid ${gid}`;
 }
 
 /** Starts fping with its stdout on `stdout` (a pipe, or the write end of our FIFO) and stderr piped. */
@@ -132,8 +158,13 @@ export class FpingProcess {
     const parsed = newParsedLine();
     const sink = this.#sink;
     const epoch = nextEpoch++;
+    let probing = false;
     const onLine = (line: string) => {
       if (parseFpingLine(line, parsed)) {
+        if (!probing) {
+          probing = true;
+          this.#events.probing?.();
+        }
         if (parsed.kind === RESULT_REPLY) sink.recordReply(parsed.address, parsed.seq, parsed.rttMs, epoch);
         else if (parsed.kind === RESULT_LOSS) sink.recordLoss(parsed.address, parsed.seq, epoch);
         else if (parsed.kind === RESULT_DUPLICATE) sink.recordDuplicate(parsed.address);
@@ -199,13 +230,22 @@ export class FpingProcess {
     const delay = Math.min(BACKOFF_MAX_MS, BACKOFF_MIN_MS * 2 ** (this.#failures - 1)) * (0.5 + Math.random() / 2);
     const reason = err ? `spawn error ${err.code ?? err.message}` : signal ? `signal ${signal}` : `exit code ${code}`;
     this.#events.restart(reason);
-    this.#log.warn('fping exited; restarting', {
+    const fields = {
       reason,
       ran_ms: ranMs,
       restart_in_ms: Math.round(delay),
       targets: this.addresses.length,
       stderr: this.#stderrTail.slice(-5).join(' | '),
-    });
+    };
+    const denied = icmpDeniedMessage(err, this.#stderrTail, process.getgid?.() ?? -1);
+    if (denied !== undefined && this.#events.icmpDenied) {
+      // Every restart would fail alike: the receiver logs the cause once (rate-limited) and
+      // reports it on /readyz; the restarts themselves are only debug noise.
+      this.#events.icmpDenied(denied);
+      this.#log.debug('fping exited; restarting', fields);
+    } else {
+      this.#log.warn('fping exited; restarting', fields);
+    }
     this.#restartTimer = setTimeout(() => this.start(), delay);
   }
 

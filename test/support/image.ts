@@ -20,9 +20,12 @@ export interface BuiltImage {
   sizeBytes: number;
 }
 
-/** Podman and buildah read this containers.conf (runc, ulimits this machine allows); pass it as CONTAINERS_CONF. */
+/**
+ * The containers.conf that podman and buildah need on this kind of machine (runc; ulimits it
+ * allows), from scripts/images.sh: pass it as CONTAINERS_CONF.
+ */
 export function containersConf(): string {
-  return join(process.env['KNP_CACHE_DIR'] ?? join(process.env['HOME'] ?? '/root', '.cache/kube-node-ping'), 'images/containers.conf');
+  return execFileSync('bash', [join(REPO, 'scripts/images.sh'), '--containers-conf'], { encoding: 'utf8' }).trim();
 }
 
 function manifest(name: 'agent' | 'pause'): BuiltImage {
