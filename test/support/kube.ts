@@ -48,6 +48,20 @@ export interface StartKubeOptions {
   serviceClusterIpRange?: string;
   /** Extra kube-apiserver flags, appended last (later flags win). */
   extraApiserverArgs?: string[];
+  /**
+   * Address kube-apiserver binds and advertises (default 127.0.0.1). With another local
+   * address (a lab's root address, which network namespaces reach), the `kubernetes` Service's
+   * endpoints name it, so the endpoint reconciler stays on as in production, and the serving
+   * certificate names it, the first service IP and kubernetes.default.svc.cluster.local too.
+   */
+  address?: string;
+  /**
+   * Production settings instead of the test defaults: every default admission plugin plus
+   * NodeRestriction, --authorization-mode=Node,RBAC, client certificates signed by the CA
+   * (--client-ca-file; see issueClientCert()), a client certificate for the kubelets' APIs
+   * (logs, exec). Default false: most admission plugins off, RBAC only (see the top of this file).
+   */
+  production?: boolean;
 }
 
 export interface KubeResponse<T = any> {
@@ -81,6 +95,10 @@ export interface Kube {
   readonly etcdUrl: string;
   /** Directory holding certificates, data and logs (etcd.log, kube-apiserver.log). */
   readonly dir: string;
+  /** The CA's private key (signs serving and client certificates), PEM file. */
+  readonly caKeyFile: string;
+  /** The key that signs ServiceAccount tokens (kube-controller-manager needs it), PEM file. */
+  readonly saKeyFile: string;
 
   /** Authenticated request to the API server; never throws for an HTTP status. */
   request<T = any>(method: string, apiPath: string, body?: unknown, opts?: RequestOptions): Promise<KubeResponse<T>>;
@@ -185,6 +203,14 @@ const DISABLED_ADMISSION_PLUGINS = [
   'ResourceQuota',
 ];
 
+/** The first address of an IPv4 range: the `kubernetes` Service's cluster IP. */
+function firstServiceIp(cidr: string): string {
+  const [base, len] = cidr.split('/');
+  if (!base || !net.isIPv4(base) || !len) throw new Error(`startKube: serviceClusterIpRange ${JSON.stringify(cidr)} is not an IPv4 CIDR`);
+  const n = base.split('.').reduce((a, o) => a * 256 + Number(o), 0) + 1;
+  return [24, 16, 8, 0].map((sh) => Math.floor(n / 2 ** sh) % 256).join('.');
+}
+
 const SA_ISSUER = 'https://kubernetes.default.svc.cluster.local';
 
 /** Children still running, killed synchronously if the test process exits without stop(). */
@@ -205,7 +231,7 @@ function installExitHook(): void {
 }
 
 /** Free TCP ports on 127.0.0.1 (held together so they differ, then released). */
-async function freePorts(n: number): Promise<number[]> {
+export async function freePorts(n: number): Promise<number[]> {
   const servers: net.Server[] = [];
   try {
     for (let i = 0; i < n; i++) {
@@ -220,7 +246,7 @@ async function freePorts(n: number): Promise<number[]> {
   }
 }
 
-function tailFile(file: string, lines = 40): string {
+export function tailFile(file: string, lines = 40): string {
   let text: string;
   try {
     const fd = fs.openSync(file, 'r');
@@ -239,7 +265,7 @@ function tailFile(file: string, lines = 40): string {
   return text.split('\n').slice(-lines - 1).join('\n').trimEnd();
 }
 
-async function openssl(args: string[], cwd: string): Promise<void> {
+export async function openssl(args: string[], cwd: string): Promise<void> {
   try {
     await execFileP('openssl', args, { cwd });
   } catch (err) {
@@ -249,7 +275,7 @@ async function openssl(args: string[], cwd: string): Promise<void> {
 }
 
 /** CA (self-signed) + serving cert for 127.0.0.1/localhost + service-account key, all EC P-256. */
-async function makePki(dir: string): Promise<void> {
+async function makePki(dir: string, sans: string[]): Promise<void> {
   const ec = ['-newkey', 'ec', '-pkeyopt', 'ec_paramgen_curve:prime256v1', '-nodes'];
   await openssl(['req', '-x509', ...ec, '-keyout', 'ca.key', '-out', 'ca.crt', '-days', '7', '-subj', '/CN=knp-test-ca',
     '-addext', 'basicConstraints=critical,CA:TRUE', '-addext', 'keyUsage=critical,keyCertSign,cRLSign'], dir);
@@ -258,14 +284,36 @@ async function makePki(dir: string): Promise<void> {
     'basicConstraints=critical,CA:FALSE\n' +
     'keyUsage=critical,digitalSignature\n' +
     'extendedKeyUsage=serverAuth\n' +
-    'subjectAltName=IP:127.0.0.1,DNS:localhost,DNS:kubernetes,DNS:kubernetes.default,DNS:kubernetes.default.svc\n');
+    `subjectAltName=${['IP:127.0.0.1', 'DNS:localhost', 'DNS:kubernetes', 'DNS:kubernetes.default', 'DNS:kubernetes.default.svc', ...sans].join(',')}\n`);
   await openssl(['x509', '-req', '-in', 'serving.csr', '-CA', 'ca.crt', '-CAkey', 'ca.key', '-CAcreateserial',
     '-out', 'serving.crt', '-days', '7', '-extfile', 'serving.ext'], dir);
   await openssl(['genpkey', '-algorithm', 'EC', '-pkeyopt', 'ec_paramgen_curve:prime256v1', '-out', 'sa.key'], dir);
   await openssl(['pkey', '-in', 'sa.key', '-pubout', '-out', 'sa.pub'], dir);
 }
 
-function kubeconfigYaml(url: string, caPem: string, user: string, token: string): string {
+/**
+ * A certificate signed by the CA in `dir` (ca.crt, ca.key), EC P-256, valid 7 days:
+ * `<name>.crt` and `<name>.key` in `dir`. A client certificate's CN is the user and each O a
+ * group, as kube-apiserver reads them (e.g. CN=system:node:n1, O=system:nodes).
+ */
+export async function issueCert(dir: string, name: string, o: { cn: string; orgs?: string[]; usage: 'client' | 'server' | 'both'; sans?: string[] }): Promise<{ certFile: string; keyFile: string }> {
+  if (!/^[a-z0-9][a-z0-9.-]*$/.test(name)) throw new Error(`issueCert: bad file name ${JSON.stringify(name)}`);
+  for (const v of [o.cn, ...(o.orgs ?? [])]) if (!/^[A-Za-z0-9:._-]+$/.test(v)) throw new Error(`issueCert: bad subject part ${JSON.stringify(v)}`);
+  const subj = `/${[...(o.orgs ?? []).map((g) => `O=${g}`), `CN=${o.cn}`].join('/')}`;
+  const eku = { client: 'clientAuth', server: 'serverAuth', both: 'serverAuth,clientAuth' }[o.usage];
+  const ext = ['basicConstraints=critical,CA:FALSE', 'keyUsage=critical,digitalSignature', `extendedKeyUsage=${eku}`];
+  if (o.sans?.length) ext.push(`subjectAltName=${o.sans.join(',')}`);
+  await fsp.writeFile(path.join(dir, `${name}.ext`), `${ext.join('\n')}\n`);
+  await openssl(['req', '-newkey', 'ec', '-pkeyopt', 'ec_paramgen_curve:prime256v1', '-nodes', '-keyout', `${name}.key`, '-out', `${name}.csr`, '-subj', subj], dir);
+  await openssl(['x509', '-req', '-in', `${name}.csr`, '-CA', 'ca.crt', '-CAkey', 'ca.key', '-CAcreateserial',
+    '-out', `${name}.crt`, '-days', '7', '-extfile', `${name}.ext`], dir);
+  return { certFile: path.join(dir, `${name}.crt`), keyFile: path.join(dir, `${name}.key`) };
+}
+
+/**
+ * A kubeconfig for `url`: `auth` is a bearer token, or a client certificate and key (files).
+ */
+export function kubeconfigYaml(url: string, caPem: string, user: string, auth: string | { certFile: string; keyFile: string }): string {
   const ca = Buffer.from(caPem).toString('base64');
   // JSON strings are valid YAML scalars, so quoting with JSON.stringify is safe.
   const q = JSON.stringify;
@@ -280,7 +328,9 @@ function kubeconfigYaml(url: string, caPem: string, user: string, token: string)
     'users:',
     `- name: ${q(user)}`,
     '  user:',
-    `    token: ${q(token)}`,
+    ...(typeof auth === 'string'
+      ? [`    token: ${q(auth)}`]
+      : [`    client-certificate: ${q(auth.certFile)}`, `    client-key: ${q(auth.keyFile)}`]),
     'contexts:',
     '- name: knp-test',
     '  context:',
@@ -300,16 +350,20 @@ const SETPRIV = ['/usr/bin/setpriv', '/bin/setpriv'].find((p) => {
   }
 });
 
-interface Proc {
+export interface Proc {
   child: ChildProcess;
   exited: Promise<number | null>;
   exitCode: number | null | undefined; // undefined while running
 }
 
-function launch(bin: string, args: string[], logFile: string): Proc {
+/**
+ * Starts `bin` with its output appended to `logFile`, killed (SIGKILL) when this process
+ * dies however it dies. The environment is PATH and HOME only, plus `extraEnv`.
+ */
+export function launch(bin: string, args: string[], logFile: string, extraEnv: Record<string, string> = {}): Proc {
   installExitHook();
   const fd = fs.openSync(logFile, 'a');
-  const env: NodeJS.ProcessEnv = { PATH: process.env['PATH'] ?? '/usr/bin:/bin', HOME: process.env['HOME'] ?? '/tmp' };
+  const env: NodeJS.ProcessEnv = { PATH: process.env['PATH'] ?? '/usr/bin:/bin', HOME: process.env['HOME'] ?? '/tmp', ...extraEnv };
   let child: ChildProcess;
   try {
     // With setpriv (util-linux) the server gets SIGKILL when this process
@@ -342,7 +396,7 @@ function launch(bin: string, args: string[], logFile: string): Proc {
   return proc;
 }
 
-async function terminate(p: Proc | undefined, graceMs = 10_000): Promise<void> {
+export async function terminate(p: Proc | undefined, graceMs = 10_000): Promise<void> {
   if (!p || p.exitCode !== undefined) return;
   p.child.kill('SIGTERM');
   const timer = setTimeout(() => p.child.kill('SIGKILL'), graceMs);
@@ -357,7 +411,7 @@ const b64 = (s: string) => Buffer.from(s).toString('base64');
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
-function httpGet(url: string, opts: https.RequestOptions = {}, body?: string): Promise<{ status: number; text: string }> {
+export function httpGet(url: string, opts: https.RequestOptions = {}, body?: string): Promise<{ status: number; text: string }> {
   return new Promise((resolve, reject) => {
     const u = new URL(url);
     const mod = u.protocol === 'https:' ? https : http;
@@ -374,7 +428,7 @@ function httpGet(url: string, opts: https.RequestOptions = {}, body?: string): P
 }
 
 /** Polls `probe` until it returns true; fails early if the process exits. */
-async function waitReady(what: string, proc: Proc, logFile: string, timeoutMs: number,
+export async function waitReady(what: string, proc: Proc, logFile: string, timeoutMs: number,
   probe: () => Promise<{ ok: boolean; detail: string }>): Promise<void> {
   const deadline = Date.now() + timeoutMs;
   let last = 'no answer yet';
@@ -423,8 +477,16 @@ export async function startKube(opts: StartKubeOptions): Promise<Kube> {
     if (ownDir) await fsp.rm(dir, { recursive: true, force: true, maxRetries: 3 });
   };
 
+  const address = opts.address ?? '127.0.0.1';
+  if (net.isIPv4(address) === false) throw new Error(`startKube: address ${JSON.stringify(address)} is not an IPv4 address`);
+  const serviceRange = opts.serviceClusterIpRange ?? '10.96.0.0/16';
+  const production = opts.production ?? false;
   try {
-    await makePki(dir);
+    // In a real cluster pods reach the API server through the first address of the service
+    // range and the in-cluster names, and nodes through its own address.
+    const sans = address === '127.0.0.1' ? [] : [`IP:${address}`, `IP:${firstServiceIp(serviceRange)}`, 'DNS:kubernetes.default.svc.cluster.local'];
+    await makePki(dir, sans);
+    if (production) await issueCert(dir, 'apiserver-kubelet-client', { cn: 'kube-apiserver-kubelet-client', orgs: ['system:masters'], usage: 'client' });
     const caFile = path.join(dir, 'ca.crt');
     const caPem = await fsp.readFile(caFile, 'utf8');
     const adminToken = randomBytes(24).toString('hex');
@@ -470,27 +532,39 @@ export async function startKube(opts: StartKubeOptions): Promise<Kube> {
 
     // --- kube-apiserver -------------------------------------------------------
     const [apiPort] = (await freePorts(1)) as [number];
-    const url = `https://127.0.0.1:${apiPort}`;
+    const url = `https://${address}:${apiPort}`;
     const apiArgs = [
       `--etcd-servers=${etcdUrl}`,
       '--etcd-compaction-interval=0', // only compactEtcd() compacts
-      '--bind-address=127.0.0.1',
-      '--advertise-address=127.0.0.1',
+      `--bind-address=${address}`,
+      `--advertise-address=${address}`,
       `--secure-port=${apiPort}`,
       `--tls-cert-file=${path.join(dir, 'serving.crt')}`,
       `--tls-private-key-file=${path.join(dir, 'serving.key')}`,
       `--token-auth-file=${path.join(dir, 'tokens.csv')}`,
       '--anonymous-auth=false',
-      '--authorization-mode=RBAC',
       `--service-account-issuer=${SA_ISSUER}`,
       `--service-account-key-file=${path.join(dir, 'sa.pub')}`,
       `--service-account-signing-key-file=${path.join(dir, 'sa.key')}`,
-      `--service-cluster-ip-range=${opts.serviceClusterIpRange ?? '10.96.0.0/16'}`,
+      `--service-cluster-ip-range=${serviceRange}`,
       // The "kubernetes" Service's endpoints would name 127.0.0.1, which
-      // Endpoints validation rejects: keep the reconciler off.
-      '--endpoint-reconciler-type=none',
-      '--enable-admission-plugins=NamespaceLifecycle',
-      `--disable-admission-plugins=${DISABLED_ADMISSION_PLUGINS.join(',')}`,
+      // Endpoints validation rejects: keep the reconciler off there.
+      ...(address === '127.0.0.1' ? ['--endpoint-reconciler-type=none'] : []),
+      ...(production
+        ? [
+          '--authorization-mode=Node,RBAC',
+          `--client-ca-file=${caFile}`,
+          // Every default plugin (ServiceAccount, Priority, DefaultTolerationSeconds, ...) stays on.
+          '--enable-admission-plugins=NodeRestriction',
+          `--kubelet-client-certificate=${path.join(dir, 'apiserver-kubelet-client.crt')}`,
+          `--kubelet-client-key=${path.join(dir, 'apiserver-kubelet-client.key')}`,
+          '--kubelet-preferred-address-types=InternalIP',
+        ]
+        : [
+          '--authorization-mode=RBAC',
+          '--enable-admission-plugins=NamespaceLifecycle',
+          `--disable-admission-plugins=${DISABLED_ADMISSION_PLUGINS.join(',')}`,
+        ]),
       `--watch-cache=${opts.watchCache ?? true}`,
       '--profiling=false',
       '--v=1',
@@ -575,6 +649,8 @@ export async function startKube(opts: StartKubeOptions): Promise<Kube> {
       kubeconfigPath,
       etcdUrl,
       dir,
+      caKeyFile: path.join(dir, 'ca.key'),
+      saKeyFile: path.join(dir, 'sa.key'),
       request,
       requestOk,
       async tokenForServiceAccount(namespace, name, o = {}) {

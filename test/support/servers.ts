@@ -66,15 +66,22 @@ export interface ScrapeJob {
 /** The resource attributes the agent renders as labels on its own page. */
 export const PROMOTED: readonly string[] = PROMOTED_RESOURCE_ATTRIBUTES;
 
-/** Prometheus 3 with the OTLP receiver on, promoting the same resource attributes the agent's page carries. */
-export async function startPrometheus(jobs: ScrapeJob[], extra: { ruleFiles?: string[] } = {}): Promise<PrometheusServer> {
+/**
+ * Prometheus 3 with the OTLP receiver on, promoting the same resource attributes the agent's page carries.
+ * `extra.scrapeConfigs` are Prometheus `scrape_configs` entries as they are written in
+ * prometheus.yml (kubernetes_sd_configs, relabelling), after the static jobs.
+ */
+export async function startPrometheus(jobs: ScrapeJob[], extra: { ruleFiles?: string[]; scrapeConfigs?: Record<string, unknown>[] } = {}): Promise<PrometheusServer> {
   const dir = mkdtempSync(join(tmpdir(), 'knp-prom-'));
   const port = await freePort();
   const config = {
     global: { scrape_interval: '1s', evaluation_interval: '1s' },
     otlp: { promote_resource_attributes: PROMOTED },
     rule_files: extra.ruleFiles ?? [],
-    scrape_configs: jobs.map((j) => ({ job_name: j.job, scrape_interval: `${j.intervalS ?? 1}s`, static_configs: [{ targets: j.targets }] })),
+    scrape_configs: [
+      ...jobs.map((j) => ({ job_name: j.job, scrape_interval: `${j.intervalS ?? 1}s`, static_configs: [{ targets: j.targets }] })),
+      ...(extra.scrapeConfigs ?? []),
+    ],
   };
   writeFileSync(join(dir, 'prometheus.yml'), JSON.stringify(config));
   const server = startProcess(toolPath('prometheus'), [
