@@ -1,7 +1,7 @@
 import { diag, DiagLogLevel } from '@opentelemetry/api';
 import { MeterProvider, type IMetricReader } from '@opentelemetry/sdk-metrics';
 import type { Server } from 'node:http';
-import { discoveryEnabled, type Config } from './config/config.ts';
+import { ConfigError, discoveryEnabled, type Config } from './config/config.ts';
 import { PrometheusEndpoint } from './export/prometheus.ts';
 import { startHttpServer } from './http/server.ts';
 import { RateLimitedLog, type Logger } from './log.ts';
@@ -35,6 +35,20 @@ export interface RunningAgent {
 
 /** Coalesces bursts of node events (a cluster scaling up) into one fping restart per shard. */
 const TARGET_DEBOUNCE_MS = 1000;
+/** Stop's budgets: together well inside main's 5 s limit, with room for prober.stop(). */
+const FINAL_FLUSH_MS = 3000;
+const SHUTDOWN_AFTER_FLUSH_MS = 500;
+
+/** 'ok', or why the promise did not settle well within `ms`. */
+async function withinMs(p: Promise<unknown>, ms: number): Promise<string> {
+  let timer: NodeJS.Timeout | undefined;
+  const timeout = new Promise<string>((r) => (timer = setTimeout(() => r(`not done within ${ms} ms`), ms)));
+  try {
+    return await Promise.race([p.then(() => 'ok', (err: Error) => err?.message ?? String(err)), timeout]);
+  } finally {
+    clearTimeout(timer);
+  }
+}
 
 /** Wires config → targets (discovery, file) → probing → telemetry → HTTP. */
 export async function startAgent(config: Config, deps: AgentDeps): Promise<RunningAgent> {
@@ -97,9 +111,12 @@ export async function startAgent(config: Config, deps: AgentDeps): Promise<Runni
       pollIntervalMs: config.targetsReloadInterval,
       log: log.child({ component: 'targets' }),
       onTargets: (list) => targets.set('file', list, !targetsLoaded),
-      onReload: (ok) => self?.reload(ok),
+      onReload: (result) => self?.reload(result),
     });
-    await source.start();
+    // A file that cannot be used at start is a configuration error (exit 2), not a crash.
+    await source.start().catch((err: Error) => {
+      throw new ConfigError(`config: ${err.message}`);
+    });
   } else if (!discovery) {
     log.info('no targets file and no discovery: probing the embedded default', { targets: EMBEDDED_TARGETS.map((t) => t.address) });
     targets.set('file', EMBEDDED_TARGETS, true);
@@ -112,8 +129,16 @@ export async function startAgent(config: Config, deps: AgentDeps): Promise<Runni
       metrics: prometheus ? () => prometheus.render() : undefined,
       notReady: () =>
         discovery?.degraded() ??
-        (!targetsLoaded ? 'targets not loaded' : metrics.size > 0 && prober.processes === 0 ? 'no fping process running' : undefined),
-    }, log.child({ component: 'http' }));
+        source?.problem() ??
+        (!targetsLoaded ? 'targets not loaded' : metrics.size === 0 && !discovery ? 'no targets to probe' : metrics.size > 0 && prober.processes === 0 ? 'no fping process running' : undefined),
+    }, log.child({ component: 'http' })).catch((err: NodeJS.ErrnoException) => {
+      // Name the setting: a second agent on the same port is a configuration mistake.
+      const where = `${config.prometheusHost || '*'}:${config.prometheusPort}`;
+      if (err.code === 'EADDRINUSE') throw new ConfigError(`config: --prometheus-port ${config.prometheusPort} is already in use (${where})`);
+      if (err.code === 'EADDRNOTAVAIL') throw new ConfigError(`config: --prometheus-host ${JSON.stringify(config.prometheusHost)} is not an address of this machine`);
+      if (err.code === 'EACCES') throw new ConfigError(`config: --prometheus-port ${config.prometheusPort} needs privileges to listen on (${where})`);
+      throw err;
+    });
     server = started.server;
     httpPort = started.port;
   }
@@ -129,12 +154,12 @@ export async function startAgent(config: Config, deps: AgentDeps): Promise<Runni
       targets.stop();
       self?.stop();
       await prober.stop();
-      try {
-        await provider.forceFlush();
-      } catch (err) {
-        log.warn('final OTLP flush failed', { error: (err as Error).message });
-      }
-      await provider.shutdown().catch(() => undefined);
+      // A collector that is down would hold the flush for the whole export timeout and the
+      // process past its shutdown limit: the flush gets a budget of its own, and its failure
+      // is logged.
+      const flushed = await withinMs(provider.forceFlush(), FINAL_FLUSH_MS);
+      if (flushed !== 'ok') log.warn('final OTLP flush failed', { error: flushed });
+      await withinMs(provider.shutdown(), SHUTDOWN_AFTER_FLUSH_MS);
       if (server) {
         server.closeAllConnections();
         await new Promise<void>((r) => server.close(() => r()));

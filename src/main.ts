@@ -5,7 +5,7 @@
  * or missing fping.
  */
 import { readFileSync } from 'node:fs';
-import { startAgent } from './agent.ts';
+import type { RunningAgent } from './agent.ts';
 import { ConfigError, loadConfig } from './config/config.ts';
 import { createLogger } from './log.ts';
 import { checkFping } from './probing/fping-check.ts';
@@ -37,35 +37,31 @@ async function main(): Promise<void> {
   const config = loaded.config;
   const log = createLogger({ level: config.logLevel });
 
-  let fpingVersion: string;
-  try {
-    fpingVersion = await checkFping(config.fpingPath);
-  } catch (err) {
-    fail((err as Error).message, 2);
-  }
-
-  let agent;
-  try {
-    agent = await startAgent(config, { log, version: VERSION });
-  } catch (err) {
-    fail((err as Error).message, 1);
-  }
-  log.info('kube-node-ping started', { version: VERSION, fping: fpingVersion, period_ms: config.period, http_port: agent.httpPort });
-
+  // Signals are handled from here on, start-up included: without a handler SIGHUP kills the
+  // process and SIGTERM exits 143, both without a word.
+  let agent: RunningAgent | undefined;
+  let stopping = false;
   process.on('SIGHUP', () => {
+    if (!agent) {
+      log.info('SIGHUP during start-up: the targets file is being read already');
+      return;
+    }
     log.info('SIGHUP: reloading targets');
     agent.reload();
   });
-  let stopping = false;
   const stop = (signal: string) => {
     if (stopping) return;
     stopping = true;
-    log.info('stopping', { signal });
+    log.info('stopping', { signal, starting: agent === undefined });
     setTimeout(() => {
       log.error('shutdown took too long; exiting', { limit_ms: SHUTDOWN_LIMIT_MS });
       process.exit(1);
     }, SHUTDOWN_LIMIT_MS).unref();
-    agent.stop().then(
+    // During start-up the agent is stopped as soon as it is up (fping may already run).
+    if (agent) finish(agent);
+  };
+  const finish = (a: RunningAgent) =>
+    a.stop().then(
       () => {
         log.info('stopped');
         process.exit(0);
@@ -75,9 +71,33 @@ async function main(): Promise<void> {
         process.exit(1);
       },
     );
-  };
   process.on('SIGTERM', () => stop('SIGTERM'));
   process.on('SIGINT', () => stop('SIGINT'));
+
+  let fpingVersion: string;
+  try {
+    fpingVersion = await checkFping(config.fpingPath);
+  } catch (err) {
+    fail((err as Error).message, 2);
+  }
+  if (stopping) {
+    log.info('stopped');
+    process.exit(0);
+  }
+
+  try {
+    // Imported only now, so that the signal handlers above are in place while the SDK, gRPC
+    // and the Kubernetes client load (most of the start-up time).
+    const { startAgent } = await import('./agent.ts');
+    agent = await startAgent(config, { log, version: VERSION });
+  } catch (err) {
+    fail((err as Error).message, err instanceof ConfigError ? 2 : 1);
+  }
+  if (stopping) {
+    finish(agent);
+    return;
+  }
+  log.info('kube-node-ping started', { version: VERSION, fping: fpingVersion, period_ms: config.period, http_port: agent.httpPort });
 }
 
 main().catch((err: Error) => fail(`unexpected error: ${err.stack ?? err.message}`, 1));

@@ -6,7 +6,8 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';
-import { mkdtempSync, writeFileSync, renameSync } from 'node:fs';
+import { mkdtempSync, writeFileSync, renameSync, openSync, writeSync, closeSync } from 'node:fs';
+import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { eventually, freePort, scrape, sleep, startAgent, valueOf, REPO } from './support/agent.ts';
@@ -99,6 +100,90 @@ test('targets file: added and removed without a restart; the remaining counters 
     const kept = (await scrape(agent.port)).samples;
     assert.ok(valueOf(kept, 'kube_node_ping_packets_sent_total', { destination_name: 'lo-c' }) !== undefined);
     assert.equal(valueOf(kept, 'kube_node_ping_packets_sent_total', { destination_name: 'lo-a' })! >= aBefore, true);
+  } finally {
+    assert.equal((await agent.stop()).code, 0);
+  }
+});
+
+test('a rewritten targets file must not wipe the series: rewritten in place again and again, no counter restarts', async () => {
+  const file = join(mkdtempSync(join(tmpdir(), 'knp-inplace-')), 'targets.json');
+  const body = (extra: number) => JSON.stringify([{ name: 'lo-a', address: '127.0.0.1' }, { name: `lo-x${extra}`, address: `127.0.0.${10 + extra}` }]);
+  writeFileSync(file, body(0));
+  const agent = await startAgent({ args: ['--targets-file', file, '--period', '100ms', '--targets-reload-interval', '100ms'] });
+  try {
+    let last = 0;
+    const check = async () => {
+      const a = valueOf((await scrape(agent.port)).samples, 'kube_node_ping_packets_sent_total', { destination_name: 'lo-a' });
+      assert.ok(a !== undefined, 'lo-a never leaves the page');
+      assert.ok(a >= last, `lo-a's counter went back from ${last} to ${a}`);
+      last = a;
+    };
+    for (let round = 1; round <= 4; round++) {
+      // What `cat > file` and editors do: truncate in place, then write, a little later.
+      const fd = openSync(file, 'w');
+      await check();
+      await sleep(150);
+      await check();
+      writeSync(fd, body(round));
+      closeSync(fd);
+      await eventually(async () => valueOf((await scrape(agent.port)).samples, 'kube_node_ping_packets_sent_total', { destination_name: `lo-x${round}` }) !== undefined, 10_000, `round ${round} applied`);
+      await check();
+    }
+    assert.ok(!/"targets":0\b/.test(agent.logs()), 'an empty list was never applied');
+  } finally {
+    assert.equal((await agent.stop()).code, 0);
+  }
+});
+
+test('start-up and exit paths: bad input at start is exit 2 and one line naming the key and the value', async () => {
+  const dir = mkdtempSync(join(tmpdir(), 'knp-start-'));
+  const badTargets = join(dir, 'targets.json');
+  writeFileSync(badTargets, '[{"name": ');
+  const busy = createServer();
+  await new Promise<void>((r) => busy.listen(0, '127.0.0.1', r));
+  const busyPort = (busy.address() as { port: number }).port;
+  try {
+    for (const [args, env, expected] of [
+      [['--targets-file', badTargets], {}, /^kube-node-ping: config: targets file .*targets\.json is not valid JSON/],
+      [['--targets-file', join(dir, 'missing.json')], {}, /^kube-node-ping: config: targets file .*missing\.json cannot be read/],
+      [['--prometheus-port', String(busyPort), '--prometheus-host', '127.0.0.1'], {}, new RegExp(`^kube-node-ping: config: --prometheus-port ${busyPort} is already in use`)],
+      [['--prometheus-host', 'no-such-host.invalid'], {}, /^kube-node-ping: config: --prometheus-host "no-such-host\.invalid" is not an IP address/],
+      [['--prometheus-port', '0'], { KUBECONFIG: '/etc/passwd' }, /^kube-node-ping: config: --kubeconfig\/KUBECONFIG "\/etc\/passwd" is not a kubeconfig/],
+      [['--otlp-endpoint', 'http://127.0.0.1:9', '--export-interval', '1s', '--export-timeout', '2s'], {}, /^kube-node-ping: config: --export-timeout 2s is above --export-interval 1s/],
+      [['--otlp-endpoint', 'http://127.0.0.1:9'], { OTEL_EXPORTER_OTLP_HEADERS: 'a=b%0D%0Ac: d' }, /^kube-node-ping: config: OTEL_EXPORTER_OTLP_HEADERS .* has a control character/],
+    ] as const) {
+      const r = runOnce([...args], { ...env });
+      assert.equal(r.status, 2, `${args.join(' ')}: ${r.stderr}`);
+      // Info log lines may come first; the error is one line of its own.
+      const plain = r.stderr.trim().split('\n').filter((l) => !l.startsWith('{'));
+      assert.equal(plain.length, 1, r.stderr);
+      assert.match(plain[0]!, expected);
+    }
+  } finally {
+    busy.close();
+  }
+});
+
+test('start-up and exit paths: SIGHUP and SIGTERM during start-up are logged, not fatal; a read-only TMPDIR falls back to pipes', async () => {
+  for (const signal of ['SIGHUP', 'SIGTERM'] as const) {
+    const agent = await startAgent({ waitReady: false });
+    // Inside the start-up, after Node's own boot: the agent's modules are still loading.
+    await eventually(async () => /"msg"/.test(agent.logs()) || agent.child.exitCode !== null || false, 10_000, 'the first log line').catch(() => undefined);
+    agent.child.kill(signal);
+    if (signal === 'SIGHUP') {
+      await eventually(async () => (await fetch(`http://127.0.0.1:${agent.port}/readyz`)).status === 200, 15_000, 'ready after an early SIGHUP');
+      assert.match(agent.logs(), /"msg":"SIGHUP/);
+      assert.equal((await agent.stop()).code, 0);
+    } else {
+      const r = await agent.stop();
+      assert.equal(r.code, 0, agent.logs());
+      assert.match(agent.logs(), /"msg":"stopping","signal":"SIGTERM"/);
+    }
+  }
+  // mkdtemp fails under /proc/self as it does on a read-only or full filesystem.
+  const agent = await startAgent({ env: { TMPDIR: '/proc/self' }, args: ['--period', '100ms'] });
+  try {
+    await eventually(async () => (valueOf((await scrape(agent.port)).samples, 'kube_node_ping_packets_received_total', { destination_address: '127.0.0.1' }) ?? 0) >= 3, 10_000, 'probing without FIFOs');
   } finally {
     assert.equal((await agent.stop()).code, 0);
   }

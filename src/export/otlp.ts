@@ -11,11 +11,17 @@ import {
 import type { Config } from '../config/config.ts';
 import { RateLimitedLog, type Logger } from '../log.ts';
 
-/** The URL the exporter posts to: for http/protobuf a base endpoint gets /v1/metrics, as OTEL_EXPORTER_OTLP_ENDPOINT does. */
-export function otlpUrl(endpoint: string, protocol: Config['otlpProtocol']): string {
-  if (protocol === 'grpc') return endpoint;
+/**
+ * The URL the exporter posts to, by the OTel specification for http/protobuf: the
+ * signal-specific OTEL_EXPORTER_OTLP_METRICS_ENDPOINT is used as is; the generic
+ * OTEL_EXPORTER_OTLP_ENDPOINT is a base to which /v1/metrics is always appended, after any
+ * path it has. --otlp-endpoint gets /v1/metrics only when it has no path. gRPC has no path.
+ */
+export function otlpUrl(endpoint: string, protocol: Config['otlpProtocol'], kind: Config['otlpEndpointKind'] = 'flag'): string {
+  if (protocol === 'grpc' || kind === 'metrics') return endpoint;
   const u = new URL(endpoint);
-  if (u.pathname === '/' || u.pathname === '') u.pathname = '/v1/metrics';
+  if (kind === 'base') u.pathname = `${u.pathname.replace(/\/+$/, '')}/v1/metrics`;
+  else if (u.pathname === '/' || u.pathname === '') u.pathname = '/v1/metrics';
   return u.toString();
 }
 
@@ -85,7 +91,7 @@ export class CountingExporter implements PushMetricExporter {
 
 /** Imports only the exporter of the configured protocol. */
 export async function createOtlpReader(config: Config, producers: MetricProducer[], log: Logger, onFailure: () => void): Promise<PeriodicExportingMetricReader> {
-  const url = otlpUrl(config.otlpEndpoint, config.otlpProtocol);
+  const url = otlpUrl(config.otlpEndpoint, config.otlpProtocol, config.otlpEndpointKind);
   const common = { url, timeoutMillis: config.exportTimeout, temporalityPreference: AggregationTemporality.CUMULATIVE };
   let inner: PushMetricExporter;
   if (config.otlpProtocol === 'grpc') {
