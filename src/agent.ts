@@ -94,12 +94,17 @@ export async function startAgent(config: Config, deps: AgentDeps): Promise<Runni
   }
 
   const readers: IMetricReader[] = [];
+  // The reader swallows a failed export (forceFlush resolves): stop() tells it from this.
+  let otlpFailure = { count: 0, error: '' };
   const prometheus = config.prometheusPort > 0 ? new PrometheusEndpoint([metrics]) : undefined;
   if (prometheus) readers.push(prometheus.reader);
   if (config.otlpEndpoint !== '') {
     // Loaded only when used: the gRPC and protobuf stacks cost about 20 MB of memory.
     const { createOtlpReader } = await import('./export/otlp.ts');
-    readers.push(await createOtlpReader(config, [metrics], log, () => self?.exportFailure('otlp')));
+    readers.push(await createOtlpReader(config, [metrics], log, (error) => {
+      otlpFailure = { count: otlpFailure.count + 1, error };
+      self?.exportFailure('otlp');
+    }));
   }
   const provider = new MeterProvider({ resource: buildResource(config, deps.version, discovery?.ownNode), readers });
   self = new SelfMetrics(provider.getMeter(SCOPE_NAME, deps.version), { processes: () => prober.processes, discovery: discovery?.watcher, mesh: discovery?.mesh });
@@ -157,8 +162,10 @@ export async function startAgent(config: Config, deps: AgentDeps): Promise<Runni
       // A collector that is down would hold the flush for the whole export timeout and the
       // process past its shutdown limit: the flush gets a budget of its own, and its failure
       // is logged.
+      const failuresBefore = otlpFailure.count;
       const flushed = await withinMs(provider.forceFlush(), FINAL_FLUSH_MS);
       if (flushed !== 'ok') log.warn('final OTLP flush failed', { error: flushed });
+      else if (otlpFailure.count > failuresBefore) log.warn('final OTLP flush failed', { error: otlpFailure.error });
       await withinMs(provider.shutdown(), SHUTDOWN_AFTER_FLUSH_MS);
       if (server) {
         server.closeAllConnections();
@@ -170,15 +177,16 @@ export async function startAgent(config: Config, deps: AgentDeps): Promise<Runni
 
 /**
  * The SDK reports export and collection errors through its diag logger, which is silent
- * unless one is set. Route it into our log, rate-limited, one line each. A failed OTLP export
- * is left out: the reader reports it as an exception with its stack, and CountingExporter has
- * already counted it and logged one line.
+ * unless one is set. Route it into our log, rate-limited, one line each. A failed or timed-out
+ * OTLP export is left out: the reader reports it as an exception with its stack, and
+ * CountingExporter has already counted it and logged one line.
  */
 function routeOtelDiagnostics(log: Logger): void {
   const limit = new RateLimitedLog(60_000);
   const l = log.child({ component: 'otel' });
   const warn = (msg: string, ...args: unknown[]) => {
-    if (msg.includes('metrics export failed')) return;
+    // The reader's own timeout report doubles CountingExporter's line for the same failure.
+    if (msg.includes('metrics export failed') || msg.includes('metrics export timed out')) return;
     limit.maybe((suppressed) => l.warn(exceptionMessage(msg), { detail: args.map(String).join(' ').slice(0, 500), suppressed }));
   };
   diag.setLogger(
