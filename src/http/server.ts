@@ -9,8 +9,8 @@ import { createGzip, constants as zlib } from 'node:zlib';
 
 /**
  * True when the client takes gzip (RFC 9110 Accept-Encoding: `gzip`, or `*`, with q > 0), as
- * Prometheus asks for every scrape: the page is about 5.5 MB at 1,000 destinations and a
- * tenth of that compressed.
+ * Prometheus asks for every scrape: the page is about 5.5 MB at 1,000 destinations and
+ * 150 KB compressed.
  */
 export function acceptsGzip(header: string | undefined): boolean {
   if (!header) return false;
@@ -77,7 +77,8 @@ async function handle(req: IncomingMessage, res: ServerResponse, h: HttpHandlers
         return;
       }
       // Compression runs on libuv's thread pool, not on the event loop; level 1 because the
-      // page is repetitive text (about 10:1 already) and the cores are the probes'.
+      // page is repetitive text (5.5 MB to 150 KB at 1,000 destinations) and the cores are
+      // the probes'.
       const gz = gzip ? createGzip({ level: 1, strategy: zlib.Z_DEFAULT_STRATEGY }) : undefined;
       const out: NodeJS.WritableStream & { destroy(): void } = gz ?? res;
       const sent = gz ? pipeline(gz, res) : Promise.resolve();
