@@ -135,6 +135,32 @@ test('a rewritten targets file must not wipe the series: rewritten in place agai
   }
 });
 
+test('bounded inputs: a 50 MB targets file that is not strict JSON is refused without holding the loop; the last good targets stay', async () => {
+  const file = join(mkdtempSync(join(tmpdir(), 'knp-huge-')), 'targets.json');
+  writeFileSync(file, JSON.stringify([{ name: 'lo-a', address: '127.0.0.1' }]));
+  const agent = await startAgent({ args: ['--targets-file', file, '--period', '100ms', '--targets-reload-interval', '200ms'] });
+  try {
+    // YAML flow style, not JSON: before the bound it went to the YAML parser (24 s, 2 GB).
+    const entry = '{name: x, address: 127.0.0.9},';
+    writeFileSync(`${file}.tmp`, `[${entry.repeat(Math.ceil(50e6 / entry.length))}]`);
+    renameSync(`${file}.tmp`, file);
+    const slowest = { ms: 0 };
+    await eventually(async () => {
+      const t0 = Date.now();
+      assert.equal((await fetch(`http://127.0.0.1:${agent.port}/healthz`)).status, 200);
+      slowest.ms = Math.max(slowest.ms, Date.now() - t0);
+      return /above the limit of \d+ bytes/.test(agent.logs());
+    }, 15_000, 'the refusal');
+    assert.ok(slowest.ms < 2000, `/healthz took ${slowest.ms} ms`);
+    const { samples } = await scrape(agent.port);
+    assert.ok(valueOf(samples, 'kube_node_ping_packets_sent_total', { destination_name: 'lo-a' })! > 0, 'still probing the last good list');
+    assert.equal(valueOf(samples, 'kube_node_ping_targets_reloads_total', { result: 'failure' }), 1);
+    assert.ok(await rssKiB(agent.child.pid!) < 400 * 1024, 'RSS stays small');
+  } finally {
+    assert.equal((await agent.stop()).code, 0);
+  }
+});
+
 test('start-up and exit paths: bad input at start is exit 2 and one line naming the key and the value', async () => {
   const dir = mkdtempSync(join(tmpdir(), 'knp-start-'));
   const badTargets = join(dir, 'targets.json');
