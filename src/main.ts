@@ -6,9 +6,20 @@
  */
 import { readFileSync } from 'node:fs';
 import type { RunningAgent } from './agent.ts';
-import { ConfigError, loadConfig } from './config/config.ts';
-import { createLogger } from './log.ts';
-import { checkFping } from './probing/fping-check.ts';
+
+// Signals that arrive while the modules load are held, and handled once the handlers below
+// are in place: without a handler SIGHUP kills the process and SIGTERM exits 143, silently.
+// Everything else is imported dynamically so that this runs first.
+const EARLY_SIGNALS = ['SIGHUP', 'SIGTERM', 'SIGINT'] as const;
+const early: NodeJS.Signals[] = [];
+const holdSignal = (signal: NodeJS.Signals) => early.push(signal);
+for (const s of EARLY_SIGNALS) process.on(s, holdSignal);
+
+const [{ ConfigError, loadConfig }, { createLogger }, { checkFping }] = await Promise.all([
+  import('./config/config.ts'),
+  import('./log.ts'),
+  import('./probing/fping-check.ts'),
+]);
 
 const VERSION: string = JSON.parse(readFileSync(new URL('../package.json', import.meta.url), 'utf8')).version;
 const SHUTDOWN_LIMIT_MS = 5000;
@@ -37,8 +48,7 @@ async function main(): Promise<void> {
   const config = loaded.config;
   const log = createLogger({ level: config.logLevel });
 
-  // Signals are handled from here on, start-up included: without a handler SIGHUP kills the
-  // process and SIGTERM exits 143, both without a word.
+  // Signals are handled from here on, start-up included.
   let agent: RunningAgent | undefined;
   let stopping = false;
   process.on('SIGHUP', () => {
@@ -73,6 +83,8 @@ async function main(): Promise<void> {
     );
   process.on('SIGTERM', () => stop('SIGTERM'));
   process.on('SIGINT', () => stop('SIGINT'));
+  for (const s of EARLY_SIGNALS) process.off(s, holdSignal);
+  for (const s of early.splice(0)) process.emit(s, s);
 
   let fpingVersion: string;
   try {
