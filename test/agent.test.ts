@@ -135,6 +135,27 @@ test('a rewritten targets file must not wipe the series: rewritten in place agai
   }
 });
 
+test('a rewritten targets file must not wipe the series: no targets at all is loud (a warning, /readyz 503, the targets gauge at 0)', async () => {
+  const file = join(mkdtempSync(join(tmpdir(), 'knp-none-')), 'targets.yaml');
+  writeFileSync(file, 'null\n');
+  const agent = await startAgent({ waitReady: false, args: ['--targets-file', file, '--period', '100ms', '--targets-reload-interval', '200ms'] });
+  try {
+    const body = await eventually(async () => {
+      const r = await fetch(`http://127.0.0.1:${agent.port}/readyz`);
+      return r.status === 503 ? r.text() : undefined;
+    }, 10_000, '/readyz 503');
+    assert.match(body, /no targets to probe/);
+    assert.match(agent.logs(), /"level":"warn","msg":"targets file lists no targets"/);
+    const { samples } = await scrape(agent.port);
+    assert.equal(samples.filter((x) => x.name === 'kube_node_ping_targets').reduce((a, x) => a + x.value, 0), 0);
+    // Targets arrive: ready.
+    writeFileSync(file, '- {name: lo-a, address: 127.0.0.1}\n');
+    await eventually(async () => (await fetch(`http://127.0.0.1:${agent.port}/readyz`)).status === 200, 10_000, 'ready once targets arrive');
+  } finally {
+    assert.equal((await agent.stop()).code, 0);
+  }
+});
+
 test('bounded inputs: a 50 MB targets file that is not strict JSON is refused without holding the loop; the last good targets stay', async () => {
   const file = join(mkdtempSync(join(tmpdir(), 'knp-huge-')), 'targets.json');
   writeFileSync(file, JSON.stringify([{ name: 'lo-a', address: '127.0.0.1' }]));
