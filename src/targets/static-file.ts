@@ -127,7 +127,7 @@ export class StaticFileSource {
     this.#maxTargets = opts.maxTargets ?? DEFAULT_MAX_FILE_TARGETS;
   }
 
-  /** Why the file's list is not what is probed (held back, or refused), or undefined. */
+  /** Why the file's list is not what is probed (an emptied file held back), or undefined. */
   problem(): string | undefined {
     return this.#problem;
   }
@@ -306,7 +306,9 @@ export class StaticFileSource {
     this.#emptySince = undefined;
     clearTimeout(this.#retry);
     this.#appliedCount = targets.length;
-    this.#problem = capped > 0 ? `targets file ${this.#opts.path}: ${capped} targets beyond the limit of ${this.#maxTargets} are not probed` : undefined;
+    // The cap is told by the log line above, not by readiness: the agent still probes what
+    // it can, and an unready DaemonSet would stall a rollout for it.
+    this.#problem = undefined;
     this.#opts.log.info(first ? 'targets loaded' : 'targets reloaded', { path: this.#opts.path, targets: targets.length, skipped: rejected.length });
     if (targets.length === 0) this.#opts.log.warn('targets file lists no targets', { path: this.#opts.path });
     this.#opts.onTargets(targets);
