@@ -35,6 +35,8 @@ export interface Config {
   otlpEndpointKind: 'flag' | 'metrics' | 'base';
   otlpProtocol: OtlpProtocol;
   otlpHeaders: Record<string, string>;
+  /** The proxy grpc-js reads from the environment itself; set, the agent's own pre-export handshake check is skipped. */
+  grpcProxy: string;
   exportInterval: number;
   exportTimeout: number;
   clusterName: string;
@@ -256,6 +258,8 @@ const SCHEMA: Setting<keyof Config>[] = [
     parse: oneOf(['grpc', 'http/protobuf'] as const), default: 'http/protobuf', help: 'grpc or http/protobuf.' }),
   setting({ key: 'otlpHeaders', flag: '--otlp-headers', env: ['OTEL_EXPORTER_OTLP_METRICS_HEADERS', 'OTEL_EXPORTER_OTLP_HEADERS'], arg: '<k=v,...>',
     parse: headerList, default: {}, defaultText: 'none', help: 'Headers (gRPC metadata) sent with every export.' }),
+  setting({ key: 'grpcProxy', env: ['grpc_proxy', 'https_proxy', 'http_proxy'], arg: '<url>', parse: str, default: '', defaultText: 'none',
+    help: 'The proxy the gRPC exporter goes through (read by grpc-js itself, in this order); then the agent does not check the endpoint with a handshake of its own before exporting.' }),
   setting({ key: 'exportInterval', flag: '--export-interval', env: ['OTEL_METRIC_EXPORT_INTERVAL'], arg: '<duration>',
     parse: durationOrMs(100, 3_600_000), default: 60_000, help: 'OTLP export interval (the env variable is in milliseconds).' }),
   setting({ key: 'exportTimeout', flag: '--export-timeout', env: ['OTEL_METRIC_EXPORT_TIMEOUT'], arg: '<duration>',
