@@ -1,7 +1,7 @@
 import { diag, DiagLogLevel } from '@opentelemetry/api';
 import { MeterProvider, type IMetricReader } from '@opentelemetry/sdk-metrics';
 import type { Server } from 'node:http';
-import { discoveryEnabled, type Config } from './config/config.ts';
+import { ConfigError, discoveryEnabled, type Config } from './config/config.ts';
 import { PrometheusEndpoint } from './export/prometheus.ts';
 import { startHttpServer } from './http/server.ts';
 import { RateLimitedLog, type Logger } from './log.ts';
@@ -37,6 +37,20 @@ export interface RunningAgent {
 const TARGET_DEBOUNCE_MS = 1000;
 /** How often the cause of a lasting ICMP denial is logged again (fping keeps retrying meanwhile). */
 const ICMP_DENIED_LOG_MS = 10 * 60_000;
+/** Stop's budgets: together well inside main's 5 s limit, with room for prober.stop(). */
+const FINAL_FLUSH_MS = 3000;
+const SHUTDOWN_AFTER_FLUSH_MS = 500;
+
+/** 'ok', or why the promise did not settle well within `ms`. */
+async function withinMs(p: Promise<unknown>, ms: number): Promise<string> {
+  let timer: NodeJS.Timeout | undefined;
+  const timeout = new Promise<string>((r) => (timer = setTimeout(() => r(`not done within ${ms} ms`), ms)));
+  try {
+    return await Promise.race([p.then(() => 'ok', (err: Error) => err?.message ?? String(err)), timeout]);
+  } finally {
+    clearTimeout(timer);
+  }
+}
 
 /** Wires config → targets (discovery, file) → probing → telemetry → HTTP. */
 export async function startAgent(config: Config, deps: AgentDeps): Promise<RunningAgent> {
@@ -101,12 +115,17 @@ export async function startAgent(config: Config, deps: AgentDeps): Promise<Runni
   }
 
   const readers: IMetricReader[] = [];
+  // The reader swallows a failed export (forceFlush resolves): stop() tells it from this.
+  let otlpFailure = { count: 0, error: '' };
   const prometheus = config.prometheusPort > 0 ? new PrometheusEndpoint([metrics]) : undefined;
   if (prometheus) readers.push(prometheus.reader);
   if (config.otlpEndpoint !== '') {
     // Loaded only when used: the gRPC and protobuf stacks cost about 20 MB of memory.
     const { createOtlpReader } = await import('./export/otlp.ts');
-    readers.push(await createOtlpReader(config, [metrics], log, () => self?.exportFailure('otlp')));
+    readers.push(await createOtlpReader(config, [metrics], log, (error) => {
+      otlpFailure = { count: otlpFailure.count + 1, error };
+      self?.exportFailure('otlp');
+    }));
   }
   const provider = new MeterProvider({ resource: buildResource(config, deps.version, discovery?.ownNode), readers });
   self = new SelfMetrics(provider.getMeter(SCOPE_NAME, deps.version), { processes: () => prober.processes, discovery: discovery?.watcher, mesh: discovery?.mesh });
@@ -118,9 +137,12 @@ export async function startAgent(config: Config, deps: AgentDeps): Promise<Runni
       pollIntervalMs: config.targetsReloadInterval,
       log: log.child({ component: 'targets' }),
       onTargets: (list) => targets.set('file', list, !targetsLoaded),
-      onReload: (ok) => self?.reload(ok),
+      onReload: (result) => self?.reload(result),
     });
-    await source.start();
+    // A file that cannot be used at start is a configuration error (exit 2), not a crash.
+    await source.start().catch((err: Error) => {
+      throw new ConfigError(`config: ${err.message}`);
+    });
   } else if (!discovery) {
     log.info('no targets file and no discovery: probing the embedded default', { targets: EMBEDDED_TARGETS.map((t) => t.address) });
     targets.set('file', EMBEDDED_TARGETS, true);
@@ -134,8 +156,16 @@ export async function startAgent(config: Config, deps: AgentDeps): Promise<Runni
       notReady: () =>
         icmpDenied ??
         discovery?.degraded() ??
-        (!targetsLoaded ? 'targets not loaded' : metrics.size > 0 && prober.processes === 0 ? 'no fping process running' : undefined),
-    }, log.child({ component: 'http' }));
+        source?.problem() ??
+        (!targetsLoaded ? 'targets not loaded' : metrics.size === 0 && !discovery ? 'no targets to probe' : metrics.size > 0 && prober.processes === 0 ? 'no fping process running' : undefined),
+    }, log.child({ component: 'http' })).catch((err: NodeJS.ErrnoException) => {
+      // Name the setting: a second agent on the same port is a configuration mistake.
+      const where = `${config.prometheusHost || '*'}:${config.prometheusPort}`;
+      if (err.code === 'EADDRINUSE') throw new ConfigError(`config: --prometheus-port ${config.prometheusPort} is already in use (${where})`);
+      if (err.code === 'EADDRNOTAVAIL') throw new ConfigError(`config: --prometheus-host ${JSON.stringify(config.prometheusHost)} is not an address of this machine`);
+      if (err.code === 'EACCES') throw new ConfigError(`config: --prometheus-port ${config.prometheusPort} needs privileges to listen on (${where})`);
+      throw err;
+    });
     server = started.server;
     httpPort = started.port;
   }
@@ -151,12 +181,14 @@ export async function startAgent(config: Config, deps: AgentDeps): Promise<Runni
       targets.stop();
       self?.stop();
       await prober.stop();
-      try {
-        await provider.forceFlush();
-      } catch (err) {
-        log.warn('final OTLP flush failed', { error: (err as Error).message });
-      }
-      await provider.shutdown().catch(() => undefined);
+      // A collector that is down would hold the flush for the whole export timeout and the
+      // process past its shutdown limit: the flush gets a budget of its own, and its failure
+      // is logged.
+      const failuresBefore = otlpFailure.count;
+      const flushed = await withinMs(provider.forceFlush(), FINAL_FLUSH_MS);
+      if (flushed !== 'ok') log.warn('final OTLP flush failed', { error: flushed });
+      else if (otlpFailure.count > failuresBefore) log.warn('final OTLP flush failed', { error: otlpFailure.error });
+      await withinMs(provider.shutdown(), SHUTDOWN_AFTER_FLUSH_MS);
       if (server) {
         server.closeAllConnections();
         await new Promise<void>((r) => server.close(() => r()));
@@ -167,15 +199,16 @@ export async function startAgent(config: Config, deps: AgentDeps): Promise<Runni
 
 /**
  * The SDK reports export and collection errors through its diag logger, which is silent
- * unless one is set. Route it into our log, rate-limited, one line each. A failed OTLP export
- * is left out: the reader reports it as an exception with its stack, and CountingExporter has
- * already counted it and logged one line.
+ * unless one is set. Route it into our log, rate-limited, one line each. A failed or timed-out
+ * OTLP export is left out: the reader reports it as an exception with its stack, and
+ * CountingExporter has already counted it and logged one line.
  */
 function routeOtelDiagnostics(log: Logger): void {
   const limit = new RateLimitedLog(60_000);
   const l = log.child({ component: 'otel' });
   const warn = (msg: string, ...args: unknown[]) => {
-    if (msg.includes('metrics export failed')) return;
+    // The reader's own timeout report doubles CountingExporter's line for the same failure.
+    if (msg.includes('metrics export failed') || msg.includes('metrics export timed out')) return;
     limit.maybe((suppressed) => l.warn(exceptionMessage(msg), { detail: args.map(String).join(' ').slice(0, 500), suppressed }));
   };
   diag.setLogger(

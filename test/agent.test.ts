@@ -6,7 +6,8 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';
-import { mkdtempSync, writeFileSync, renameSync } from 'node:fs';
+import { mkdtempSync, writeFileSync, renameSync, openSync, writeSync, closeSync } from 'node:fs';
+import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { eventually, freePort, scrape, sleep, startAgent, valueOf, REPO } from './support/agent.ts';
@@ -104,6 +105,137 @@ test('targets file: added and removed without a restart; the remaining counters 
   }
 });
 
+test('a rewritten targets file must not wipe the series: rewritten in place again and again, no counter restarts', async () => {
+  const file = join(mkdtempSync(join(tmpdir(), 'knp-inplace-')), 'targets.json');
+  const body = (extra: number) => JSON.stringify([{ name: 'lo-a', address: '127.0.0.1' }, { name: `lo-x${extra}`, address: `127.0.0.${10 + extra}` }]);
+  writeFileSync(file, body(0));
+  const agent = await startAgent({ args: ['--targets-file', file, '--period', '100ms', '--targets-reload-interval', '100ms'] });
+  try {
+    let last = 0;
+    const check = async () => {
+      const a = valueOf((await scrape(agent.port)).samples, 'kube_node_ping_packets_sent_total', { destination_name: 'lo-a' });
+      assert.ok(a !== undefined, 'lo-a never leaves the page');
+      assert.ok(a >= last, `lo-a's counter went back from ${last} to ${a}`);
+      last = a;
+    };
+    for (let round = 1; round <= 4; round++) {
+      // What `cat > file` and editors do: truncate in place, then write, a little later.
+      const fd = openSync(file, 'w');
+      await check();
+      await sleep(150);
+      await check();
+      writeSync(fd, body(round));
+      closeSync(fd);
+      await eventually(async () => valueOf((await scrape(agent.port)).samples, 'kube_node_ping_packets_sent_total', { destination_name: `lo-x${round}` }) !== undefined, 10_000, `round ${round} applied`);
+      await check();
+    }
+    assert.ok(!/"targets":0\b/.test(agent.logs()), 'an empty list was never applied');
+  } finally {
+    assert.equal((await agent.stop()).code, 0);
+  }
+});
+
+test('a rewritten targets file must not wipe the series: no targets at all is loud (a warning, /readyz 503, the targets gauge at 0)', async () => {
+  const file = join(mkdtempSync(join(tmpdir(), 'knp-none-')), 'targets.yaml');
+  writeFileSync(file, 'null\n');
+  const agent = await startAgent({ waitReady: false, args: ['--targets-file', file, '--period', '100ms', '--targets-reload-interval', '200ms'] });
+  try {
+    const body = await eventually(async () => {
+      const r = await fetch(`http://127.0.0.1:${agent.port}/readyz`);
+      return r.status === 503 ? r.text() : undefined;
+    }, 10_000, '/readyz 503');
+    assert.match(body, /no targets to probe/);
+    assert.match(agent.logs(), /"level":"warn","msg":"targets file lists no targets"/);
+    const { samples } = await scrape(agent.port);
+    assert.equal(samples.filter((x) => x.name === 'kube_node_ping_targets').reduce((a, x) => a + x.value, 0), 0);
+    // Targets arrive: ready.
+    writeFileSync(file, '- {name: lo-a, address: 127.0.0.1}\n');
+    await eventually(async () => (await fetch(`http://127.0.0.1:${agent.port}/readyz`)).status === 200, 10_000, 'ready once targets arrive');
+  } finally {
+    assert.equal((await agent.stop()).code, 0);
+  }
+});
+
+test('bounded inputs: a 50 MB targets file that is not strict JSON is refused without holding the loop; the last good targets stay', async () => {
+  const file = join(mkdtempSync(join(tmpdir(), 'knp-huge-')), 'targets.json');
+  writeFileSync(file, JSON.stringify([{ name: 'lo-a', address: '127.0.0.1' }]));
+  const agent = await startAgent({ args: ['--targets-file', file, '--period', '100ms', '--targets-reload-interval', '200ms'] });
+  try {
+    // YAML flow style, not JSON: before the bound it went to the YAML parser (24 s, 2 GB).
+    const entry = '{name: x, address: 127.0.0.9},';
+    writeFileSync(`${file}.tmp`, `[${entry.repeat(Math.ceil(50e6 / entry.length))}]`);
+    renameSync(`${file}.tmp`, file);
+    const slowest = { ms: 0 };
+    await eventually(async () => {
+      const t0 = Date.now();
+      assert.equal((await fetch(`http://127.0.0.1:${agent.port}/healthz`)).status, 200);
+      slowest.ms = Math.max(slowest.ms, Date.now() - t0);
+      return /above the limit of \d+ bytes/.test(agent.logs());
+    }, 15_000, 'the refusal');
+    assert.ok(slowest.ms < 2000, `/healthz took ${slowest.ms} ms`);
+    const { samples } = await scrape(agent.port);
+    assert.ok(valueOf(samples, 'kube_node_ping_packets_sent_total', { destination_name: 'lo-a' })! > 0, 'still probing the last good list');
+    assert.equal(valueOf(samples, 'kube_node_ping_targets_reloads_total', { result: 'failure' }), 1);
+    assert.ok(await rssKiB(agent.child.pid!) < 400 * 1024, 'RSS stays small');
+  } finally {
+    assert.equal((await agent.stop()).code, 0);
+  }
+});
+
+test('start-up and exit paths: bad input at start is exit 2 and one line naming the key and the value', async () => {
+  const dir = mkdtempSync(join(tmpdir(), 'knp-start-'));
+  const badTargets = join(dir, 'targets.json');
+  writeFileSync(badTargets, '[{"name": ');
+  const busy = createServer();
+  await new Promise<void>((r) => busy.listen(0, '127.0.0.1', r));
+  const busyPort = (busy.address() as { port: number }).port;
+  try {
+    for (const [args, env, expected] of [
+      [['--targets-file', badTargets], {}, /^kube-node-ping: config: targets file .*targets\.json is not valid JSON/],
+      [['--targets-file', join(dir, 'missing.json')], {}, /^kube-node-ping: config: targets file .*missing\.json cannot be read/],
+      [['--prometheus-port', String(busyPort), '--prometheus-host', '127.0.0.1'], {}, new RegExp(`^kube-node-ping: config: --prometheus-port ${busyPort} is already in use`)],
+      [['--prometheus-host', 'no-such-host.invalid'], {}, /^kube-node-ping: config: --prometheus-host "no-such-host\.invalid" is not an IP address/],
+      [['--prometheus-port', '0'], { KUBECONFIG: '/etc/passwd' }, /^kube-node-ping: config: --kubeconfig\/KUBECONFIG "\/etc\/passwd" is not a kubeconfig/],
+      [['--otlp-endpoint', 'http://127.0.0.1:9', '--export-interval', '1s', '--export-timeout', '2s'], {}, /^kube-node-ping: config: --export-timeout 2s is above --export-interval 1s/],
+      [['--otlp-endpoint', 'http://127.0.0.1:9'], { OTEL_EXPORTER_OTLP_HEADERS: 'a=b%0D%0Ac: d' }, /^kube-node-ping: config: OTEL_EXPORTER_OTLP_HEADERS .* has a control character/],
+    ] as const) {
+      const r = runOnce([...args], { ...env });
+      assert.equal(r.status, 2, `${args.join(' ')}: ${r.stderr}`);
+      // Info log lines may come first; the error is one line of its own.
+      const plain = r.stderr.trim().split('\n').filter((l) => !l.startsWith('{'));
+      assert.equal(plain.length, 1, r.stderr);
+      assert.match(plain[0]!, expected);
+    }
+  } finally {
+    busy.close();
+  }
+});
+
+test('start-up and exit paths: SIGHUP and SIGTERM during start-up are logged, not fatal; a read-only TMPDIR falls back to pipes', async () => {
+  for (const signal of ['SIGHUP', 'SIGTERM'] as const) {
+    const agent = await startAgent({ waitReady: false });
+    // Inside the start-up, after Node's own boot: the agent's modules are still loading.
+    await eventually(async () => /"msg"/.test(agent.logs()) || agent.child.exitCode !== null || false, 10_000, 'the first log line').catch(() => undefined);
+    agent.child.kill(signal);
+    if (signal === 'SIGHUP') {
+      await eventually(async () => (await fetch(`http://127.0.0.1:${agent.port}/readyz`)).status === 200, 15_000, 'ready after an early SIGHUP');
+      assert.match(agent.logs(), /"msg":"SIGHUP/);
+      assert.equal((await agent.stop()).code, 0);
+    } else {
+      const r = await agent.stop();
+      assert.equal(r.code, 0, agent.logs());
+      assert.match(agent.logs(), /"msg":"stopping","signal":"SIGTERM"/);
+    }
+  }
+  // mkdtemp fails under /proc/self as it does on a read-only or full filesystem.
+  const agent = await startAgent({ env: { TMPDIR: '/proc/self' }, args: ['--period', '100ms'] });
+  try {
+    await eventually(async () => (valueOf((await scrape(agent.port)).samples, 'kube_node_ping_packets_received_total', { destination_address: '127.0.0.1' }) ?? 0) >= 3, 10_000, 'probing without FIFOs');
+  } finally {
+    assert.equal((await agent.stop()).code, 0);
+  }
+});
+
 test('OTLP to a collector that is down: failures counted, logs rate-limited, probing goes on, memory bounded', async () => {
   const dead = await freePort(); // nothing listens here
   for (const protocol of ['grpc', 'http/protobuf']) {
@@ -132,6 +264,84 @@ test('OTLP to a collector that is down: failures counted, logs rate-limited, pro
     } finally {
       assert.equal((await agent.stop()).code, 0);
     }
+  }
+});
+
+/** A TCP listener on loopback that accepts and reads but never answers, like a black-holed collector. */
+async function silentListener(): Promise<{ port: number; close(): void }> {
+  const sockets = new Set<import('node:net').Socket>();
+  const srv = createServer((s) => {
+    sockets.add(s);
+    s.on('close', () => sockets.delete(s)).on('error', () => {}).resume();
+  });
+  await new Promise<void>((r) => srv.listen(0, '127.0.0.1', r));
+  return {
+    port: (srv.address() as { port: number }).port,
+    close() {
+      srv.close();
+      for (const s of sockets) s.destroy();
+    },
+  };
+}
+
+/** Established TCP connections from `pid` to 127.0.0.1:`port`, from the kernel's view (ss). */
+function connectionsTo(pid: number, port: number): number {
+  const out = spawnSync('ss', ['-Htnp', 'state', 'established', 'dst', `127.0.0.1:${port}`], { encoding: 'utf8' }).stdout;
+  return out.split('\n').filter((l) => l.includes(`pid=${pid},`)).length;
+}
+
+/**
+ * OTLP hygiene against a silent endpoint. KNP_SILENT_OTLP_MINUTES (documented in the README)
+ * stretches the CI run of 48 s to the issue's 10 minutes or more.
+ */
+test('OTLP hygiene: a silent endpoint keeps connections bounded, one warning a minute, and SIGTERM exits 0 within 5 s logging the failed flush', async () => {
+  const silent = await silentListener();
+  const seconds = Number(process.env['KNP_SILENT_OTLP_MINUTES'] ?? '0.8') * 60;
+  try {
+    for (const protocol of ['grpc', 'http/protobuf']) {
+      const agent = await startAgent({
+        args: ['--period', '200ms', '--otlp-endpoint', `http://127.0.0.1:${silent.port}`, '--otlp-protocol', protocol, '--export-interval', '500ms', '--export-timeout', '400ms'],
+      });
+      try {
+        const counts: number[] = [];
+        const rss: number[] = [];
+        const t0 = Date.now();
+        // Half the time for each protocol; before the fix gRPC reached 4 to 5 connections in 24 s.
+        while (Date.now() - t0 < (seconds * 1000) / 2) {
+          await sleep(1000);
+          counts.push(connectionsTo(agent.child.pid!, silent.port));
+          rss.push(await rssKiB(agent.child.pid!));
+        }
+        const failures = valueOf((await scrape(agent.port)).samples, 'kube_node_ping_export_failures_total', { exporter: 'otlp' })!;
+        assert.ok(failures >= counts.length / 2, `${protocol}: exports keep failing (${failures})`);
+        assert.ok(Math.max(...counts) <= 2, `${protocol}: connections to the silent endpoint ${counts.join(',')}`);
+        const minutes = Math.ceil((Date.now() - t0) / 60_000);
+        const warnings = agent.logs().split('\n').filter((l) => l.includes('"level":"warn"') && /OTLP|export/i.test(l));
+        assert.ok(warnings.length <= minutes, `${protocol}: ${warnings.length} warnings in ${minutes} min:\n${warnings.join('\n')}`);
+        const half = Math.floor(rss.length / 2);
+        const growth = Math.max(...rss.slice(half)) - Math.max(...rss.slice(0, half));
+        assert.ok(growth < 20 * 1024, `${protocol}: RSS grew ${growth} KiB in the second half`);
+      } finally {
+        const r = await agent.stop();
+        assert.equal(r.code, 0, `${protocol}: ${agent.logs()}`);
+        assert.ok(r.ms < 5000, `${protocol}: stopped in ${r.ms} ms`);
+        assert.match(agent.logs(), /"msg":"final OTLP flush failed"/, protocol);
+      }
+    }
+  } finally {
+    silent.close();
+  }
+});
+
+test('OTLP hygiene: SIGTERM with a collector that is down (refused) exits 0 within 5 s and logs the failed final flush', async () => {
+  const dead = await freePort();
+  for (const protocol of ['http/protobuf', 'grpc']) {
+    // The default export timeout (30 s): the flush must not wait for it.
+    const agent = await startAgent({ args: ['--otlp-endpoint', `http://127.0.0.1:${dead}`, '--otlp-protocol', protocol] });
+    const r = await agent.stop();
+    assert.equal(r.code, 0, `${protocol}: ${agent.logs()}`);
+    assert.ok(r.ms < 5000, `${protocol}: stopped in ${r.ms} ms`);
+    assert.match(agent.logs(), /"msg":"final OTLP flush failed"/, `${protocol}: ${agent.logs()}`);
   }
 });
 

@@ -89,3 +89,49 @@ test('--help documents every flag', () => {
     assert.ok(text.includes(flag), flag);
   }
 });
+
+test('start-up and exit paths: values that used to fail later, in other words, stop start-up naming the key and the value', () => {
+  // The SDK refused this with exit 1 and its own wording.
+  fails(['--export-interval', '10s', '--export-timeout', '20s'], {}, /--export-timeout 20s is above --export-interval 10s/);
+  fails([], { OTEL_METRIC_EXPORT_INTERVAL: '1000', OTEL_METRIC_EXPORT_TIMEOUT: '2000' }, /OTEL_METRIC_EXPORT_TIMEOUT 2s is above OTEL_METRIC_EXPORT_INTERVAL 1s/);
+  fails(['--export-timeout', '2m'], {}, /--export-timeout 2m is above --export-interval \(default\) 1m/);
+  // Headers: CR/LF (two lines over gRPC, a failure at every export over HTTP), bad names.
+  fails([], { OTEL_EXPORTER_OTLP_HEADERS: 'a=b%0D%0AX-Injected: 1' }, /OTEL_EXPORTER_OTLP_HEADERS .* has a control character \(CR, LF, \.\.\.\) in the value of header "a"/);
+  fails(['--otlp-headers', 'a=x%0Ay'], {}, /--otlp-headers "a=x%0Ay" has a control character/);
+  fails(['--otlp-headers', 'bad name=1'], {}, /has header name "bad name", not a valid HTTP header name/);
+  // A name would be looked up in DNS (getaddrinfo ENOTFOUND at start).
+  fails(['--prometheus-host', 'no-such-host.invalid'], {}, /--prometheus-host "no-such-host\.invalid" is not an IP address/);
+  fails([], { KNP_PROMETHEUS_HOST: 'localhost' }, /KNP_PROMETHEUS_HOST "localhost" is not an IP address/);
+  assert.equal(load(['--prometheus-host', '::']).prometheusHost, '::');
+  assert.equal(load(['--prometheus-host', ' 10.0.0.5 ']).prometheusHost, '10.0.0.5');
+  // Wrong YAML types for string keys were stringified silently.
+  const file = (text: string) => ({ '/c.yaml': text });
+  fails(['--config', '/c.yaml'], {}, /\/c\.yaml: targetsFile 5 is a number, not a string \(quote it\)/, file('targetsFile: 5\n'));
+  fails(['--config', '/c.yaml'], {}, /\/c\.yaml: nodeName \["a","b"\] is a list, not a single value/, file('nodeName: [a, b]\n'));
+  fails(['--config', '/c.yaml'], {}, /\/c\.yaml: otlpEndpoint \{"a":1\} is a mapping, not a single value/, file('otlpEndpoint: {a: 1}\n'));
+  fails(['--config', '/c.yaml'], {}, /\/c\.yaml: discovery true is a boolean, not a string/, file('discovery: true\n'));
+  fails(['--config', '/c.yaml'], {}, /\/c\.yaml: clusterName null is empty/, file('clusterName:\n'));
+  fails(['--config', '/c.yaml'], {}, /\/c\.yaml: period \[1,2\] is a list/, file('period: [1, 2]\n'));
+  // What is right still passes: numbers for numbers, lists for lists, maps for maps.
+  const c = load(['--config', '/c.yaml'], {}, file('packetSize: 100\nskipCordoned: true\nipFamilies: [ipv4]\notlpHeaders: {tenant: a}\nrttBuckets: [1ms, 5ms]\nclusterName: "5"\n'));
+  assert.deepEqual([c.packetSize, c.skipCordoned, c.ipFamilies, c.otlpHeaders, c.rttBuckets, c.clusterName], [100, true, ['ipv4'], { tenant: 'a' }, [1, 5], '5']);
+});
+
+test('OTLP endpoint variables per the specification: the signal-specific one as is, the generic one always gets /v1/metrics', async () => {
+  const { otlpUrl } = await import('../export/otlp.ts');
+  const url = (env: Record<string, string>, argv: string[] = []) => {
+    const c = load(argv, { OTEL_EXPORTER_OTLP_PROTOCOL: 'http/protobuf', ...env });
+    return otlpUrl(c.otlpEndpoint, c.otlpProtocol, c.otlpEndpointKind);
+  };
+  assert.equal(url({ OTEL_EXPORTER_OTLP_METRICS_ENDPOINT: 'http://c:4318' }), 'http://c:4318');
+  assert.equal(url({ OTEL_EXPORTER_OTLP_METRICS_ENDPOINT: 'http://c:4318/custom' }), 'http://c:4318/custom');
+  assert.equal(url({ OTEL_EXPORTER_OTLP_ENDPOINT: 'http://c:4318' }), 'http://c:4318/v1/metrics');
+  assert.equal(url({ OTEL_EXPORTER_OTLP_ENDPOINT: 'http://c/otlp' }), 'http://c/otlp/v1/metrics');
+  assert.equal(url({ OTEL_EXPORTER_OTLP_ENDPOINT: 'http://c/otlp/' }), 'http://c/otlp/v1/metrics');
+  // The flag: /v1/metrics only when there is no path.
+  assert.equal(url({}, ['--otlp-endpoint', 'http://c:4318']), 'http://c:4318/v1/metrics');
+  assert.equal(url({}, ['--otlp-endpoint', 'http://c:4318/custom']), 'http://c:4318/custom');
+  // The signal-specific variable wins, and gRPC takes the endpoint as is.
+  assert.equal(url({ OTEL_EXPORTER_OTLP_ENDPOINT: 'http://a:1', OTEL_EXPORTER_OTLP_METRICS_ENDPOINT: 'http://b:2/m' }), 'http://b:2/m');
+  assert.equal(url({ OTEL_EXPORTER_OTLP_ENDPOINT: 'http://c:4317', OTEL_EXPORTER_OTLP_PROTOCOL: 'grpc' }), 'http://c:4317');
+});

@@ -6,6 +6,7 @@
  * This module is the only reader of `process.env` in the agent.
  */
 import { readFileSync } from 'node:fs';
+import { isIP } from 'node:net';
 import { parse as parseYaml } from 'yaml';
 import { LOG_LEVELS, type LogLevel } from '../log.ts';
 import { parseDuration, formatDuration } from './duration.ts';
@@ -25,8 +26,17 @@ export interface Config {
   prometheusPort: number;
   prometheusHost: string;
   otlpEndpoint: string;
+  /**
+   * Where otlpEndpoint came from, which decides its path (OTel spec): `metrics`
+   * (OTEL_EXPORTER_OTLP_METRICS_ENDPOINT) is used as is; `base` (OTEL_EXPORTER_OTLP_ENDPOINT)
+   * always gets /v1/metrics appended; `flag` (--otlp-endpoint, the config file) gets it only
+   * when the path is empty.
+   */
+  otlpEndpointKind: 'flag' | 'metrics' | 'base';
   otlpProtocol: OtlpProtocol;
   otlpHeaders: Record<string, string>;
+  /** The proxy grpc-js reads from the environment itself; set, the agent's own pre-export handshake check is skipped. */
+  grpcProxy: string;
   exportInterval: number;
   exportTimeout: number;
   clusterName: string;
@@ -81,7 +91,17 @@ interface Setting<K extends keyof Config> {
 
 class Invalid extends Error {}
 
-const str: Parser<string> = (raw) => raw;
+/**
+ * What a config-file value may be, by parser: YAML gives numbers, booleans, lists and maps,
+ * and a string setting given a number or a list is a mistake, not something to stringify.
+ */
+const FILE_TYPES = new WeakMap<Parser<unknown>, 'string' | 'list' | 'map'>();
+function fileType<P extends Parser<unknown>>(p: P, t: 'string' | 'list' | 'map'): P {
+  FILE_TYPES.set(p, t);
+  return p;
+}
+
+const str: Parser<string> = fileType((raw) => raw, 'string');
 
 function int(min: number, max: number): Parser<number> {
   return (raw) => {
@@ -110,11 +130,11 @@ function durationOrMs(minMs: number, maxMs: number): Parser<number> {
 }
 
 function oneOf<T extends string>(values: readonly T[]): Parser<T> {
-  return (raw) => {
+  return fileType((raw) => {
     const v = raw.trim() as T;
     if (!values.includes(v)) throw new Invalid(`is not one of ${values.join(', ')}`);
     return v;
-  };
+  }, 'string');
 }
 
 const bool: Parser<boolean> = (raw) => {
@@ -125,16 +145,16 @@ const bool: Parser<boolean> = (raw) => {
 };
 
 function listOf<T extends string>(values: readonly T[]): Parser<T[]> {
-  return (raw) => {
+  return fileType((raw: string) => {
     const items = raw.split(',').map((x) => x.trim()).filter((x) => x !== '');
     if (items.length === 0) throw new Invalid('is an empty list');
     for (const i of items) if (!values.includes(i as T)) throw new Invalid(`has "${i}", not one of ${values.join(', ')}`);
     if (new Set(items).size !== items.length) throw new Invalid('lists an item twice');
     return items as T[];
-  };
+  }, 'list');
 }
 
-const url: Parser<string> = (raw) => {
+const url: Parser<string> = fileType((raw) => {
   if (raw === '') return '';
   let u: URL;
   try {
@@ -144,9 +164,21 @@ const url: Parser<string> = (raw) => {
   }
   if (u.protocol !== 'http:' && u.protocol !== 'https:') throw new Invalid('must start with http:// or https://');
   return raw;
-};
+}, 'string');
 
-const bucketList: Parser<number[]> = (raw) => {
+/**
+ * The HTTP server's address: an IP literal or empty (all interfaces). A name would be looked up
+ * in DNS at start, where a typo reads as `getaddrinfo ENOTFOUND`; a DaemonSet passes its pod's
+ * IP from the downward API, which is a literal.
+ */
+const ipLiteral: Parser<string> = fileType((raw) => {
+  const v = raw.trim();
+  if (v === '') return '';
+  if (isIP(v) === 0) throw new Invalid('is not an IP address such as 0.0.0.0, :: or 10.0.0.5 (names are not looked up)');
+  return v;
+}, 'string');
+
+const bucketList: Parser<number[]> = fileType((raw: string) => {
   const parts = raw.split(',').map((p) => p.trim()).filter((p) => p !== '');
   if (parts.length === 0) throw new Invalid('is an empty list');
   const out: number[] = [];
@@ -157,10 +189,10 @@ const bucketList: Parser<number[]> = (raw) => {
     out.push(ms);
   }
   return out;
-};
+}, 'list');
 
 /** `key=value,key2=value2` as in OTEL_RESOURCE_ATTRIBUTES and OTEL_EXPORTER_OTLP_HEADERS (values percent-encoded). */
-const keyValueList: Parser<Record<string, string>> = (raw) => {
+const keyValueList: Parser<Record<string, string>> = fileType((raw: string) => {
   const out: Record<string, string> = {};
   for (const item of raw.split(',')) {
     if (item.trim() === '') continue;
@@ -176,7 +208,21 @@ const keyValueList: Parser<Record<string, string>> = (raw) => {
     out[k] = v;
   }
   return out;
-};
+}, 'map');
+
+/** RFC 9110 field names; gRPC metadata keys are a subset of these. */
+const HEADER_NAME = /^[!#$%&'*+.^_`|~0-9A-Za-z-]+$/;
+
+/** OTLP headers: as keyValueList, but a CR, LF or other control character (header injection, or a request that fails at every export) is refused. */
+const headerList: Parser<Record<string, string>> = fileType((raw: string) => {
+  const out = keyValueList(raw);
+  for (const [k, v] of Object.entries(out)) {
+    if (!HEADER_NAME.test(k)) throw new Invalid(`has header name ${JSON.stringify(k)}, not a valid HTTP header name`);
+    // eslint-disable-next-line no-control-regex
+    if (/[\x00-\x08\x0a-\x1f\x7f]/.test(v)) throw new Invalid(`has a control character (CR, LF, ...) in the value of header "${k}"`);
+  }
+  return out;
+}, 'map');
 
 /** Ordered: a default may depend on settings listed above it. */
 const SCHEMA: Setting<keyof Config>[] = [
@@ -203,15 +249,17 @@ const SCHEMA: Setting<keyof Config>[] = [
     help: 'Comma-separated upper bounds of the RTT histogram buckets, e.g. 1ms,5ms,10ms.' }),
   setting({ key: 'prometheusPort', flag: '--prometheus-port', env: ['KNP_PROMETHEUS_PORT'], arg: '<port>', parse: int(0, 65_535), default: 9464,
     help: 'Port serving /metrics, /healthz and /readyz; 0 turns the HTTP server off.' }),
-  setting({ key: 'prometheusHost', flag: '--prometheus-host', env: ['KNP_PROMETHEUS_HOST'], arg: '<address>', parse: str, default: '',
-    defaultText: 'all interfaces', help: 'Address the HTTP server listens on.' }),
+  setting({ key: 'prometheusHost', flag: '--prometheus-host', env: ['KNP_PROMETHEUS_HOST'], arg: '<address>', parse: ipLiteral, default: '',
+    defaultText: 'all interfaces', help: 'IP address the HTTP server listens on (an IP literal; names are not looked up).' }),
   setting({ key: 'otlpEndpoint', flag: '--otlp-endpoint', env: ['OTEL_EXPORTER_OTLP_METRICS_ENDPOINT', 'OTEL_EXPORTER_OTLP_ENDPOINT'], arg: '<url>',
     parse: url, default: '', defaultText: 'off',
-    help: 'OTLP endpoint, e.g. http://collector:4317 (grpc) or http://collector:4318 (http/protobuf; /v1/metrics is added unless the path is given or OTEL_EXPORTER_OTLP_METRICS_ENDPOINT is used).' }),
+    help: 'OTLP endpoint, e.g. http://collector:4317 (grpc) or http://collector:4318 (http/protobuf: the flag gets /v1/metrics when it has no path; OTEL_EXPORTER_OTLP_ENDPOINT always gets /v1/metrics appended; OTEL_EXPORTER_OTLP_METRICS_ENDPOINT is used as is).' }),
   setting({ key: 'otlpProtocol', flag: '--otlp-protocol', env: ['OTEL_EXPORTER_OTLP_METRICS_PROTOCOL', 'OTEL_EXPORTER_OTLP_PROTOCOL'], arg: '<protocol>',
     parse: oneOf(['grpc', 'http/protobuf'] as const), default: 'http/protobuf', help: 'grpc or http/protobuf.' }),
   setting({ key: 'otlpHeaders', flag: '--otlp-headers', env: ['OTEL_EXPORTER_OTLP_METRICS_HEADERS', 'OTEL_EXPORTER_OTLP_HEADERS'], arg: '<k=v,...>',
-    parse: keyValueList, default: {}, defaultText: 'none', help: 'Headers (gRPC metadata) sent with every export.' }),
+    parse: headerList, default: {}, defaultText: 'none', help: 'Headers (gRPC metadata) sent with every export.' }),
+  setting({ key: 'grpcProxy', env: ['grpc_proxy', 'https_proxy', 'http_proxy'], arg: '<url>', parse: str, default: '', defaultText: 'none',
+    help: 'The proxy the gRPC exporter goes through (read by grpc-js itself, in this order); then the agent does not check the endpoint with a handshake of its own before exporting.' }),
   setting({ key: 'exportInterval', flag: '--export-interval', env: ['OTEL_METRIC_EXPORT_INTERVAL'], arg: '<duration>',
     parse: durationOrMs(100, 3_600_000), default: 60_000, help: 'OTLP export interval (the env variable is in milliseconds).' }),
   setting({ key: 'exportTimeout', flag: '--export-timeout', env: ['OTEL_METRIC_EXPORT_TIMEOUT'], arg: '<duration>',
@@ -303,6 +351,8 @@ export function loadConfig(opts: LoadOptions): LoadResult {
   if (configFile !== '') fileValues = readConfigFile(configFile, readFile);
 
   const out: Partial<Config> = {};
+  /** Where each setting came from, for messages about two settings together. */
+  const sources = new Map<keyof Config, string>();
   for (const s of SCHEMA) {
     let raw: string | undefined;
     let source = '';
@@ -316,14 +366,15 @@ export function loadConfig(opts: LoadOptions): LoadResult {
         source = env;
       } else if (Object.hasOwn(fileValues, s.key)) {
         const v = fileValues[s.key];
-        raw = Array.isArray(v) ? v.join(',') : typeof v === 'object' && v !== null ? objectToList(v) : String(v);
         source = `${configFile}: ${s.key}`;
+        raw = fileValueToRaw(v, FILE_TYPES.get(s.parse as Parser<unknown>), source);
       }
     }
     if (raw === undefined) {
       (out as Record<string, unknown>)[s.key] = typeof s.default === 'function' ? s.default(out) : s.default;
       continue;
     }
+    sources.set(s.key, source);
     try {
       (out as Record<string, unknown>)[s.key] = s.parse(raw);
     } catch (err) {
@@ -332,8 +383,37 @@ export function loadConfig(opts: LoadOptions): LoadResult {
     }
   }
   const config = out as Config;
+  const endpointSource = sources.get('otlpEndpoint');
+  config.otlpEndpointKind = endpointSource === 'OTEL_EXPORTER_OTLP_METRICS_ENDPOINT' ? 'metrics' : endpointSource === 'OTEL_EXPORTER_OTLP_ENDPOINT' ? 'base' : 'flag';
   if (config.timeout > 60_000) throw new ConfigError(`config: --timeout ${config.timeout}ms is above 60s`);
+  // The SDK refuses this itself, in its own words and with exit 1.
+  if (config.exportTimeout > config.exportInterval) {
+    const name = (k: keyof Config, flag: string) => sources.get(k) || `${flag} (default)`;
+    throw new ConfigError(`config: ${name('exportTimeout', '--export-timeout')} ${formatDuration(config.exportTimeout)} is above ${name('exportInterval', '--export-interval')} ${formatDuration(config.exportInterval)}: an export must end before the next starts`);
+  }
   return { kind: 'config', config };
+}
+
+/**
+ * A config-file value as the text a flag would give. Strings pass; numbers and booleans only
+ * where a string is not required; lists only for list settings, maps only for map settings.
+ */
+function fileValueToRaw(v: unknown, type: 'string' | 'list' | 'map' | undefined, source: string): string {
+  const bad = (what: string) => new ConfigError(`config: ${source} ${JSON.stringify(v)} is ${what}`);
+  if (typeof v === 'string') return v;
+  if (v === null || v === undefined) throw bad('empty; remove the key for the default');
+  if (Array.isArray(v)) {
+    if (type !== 'list') throw bad('a list, not a single value');
+    if (v.some((x) => typeof x !== 'string' && typeof x !== 'number')) throw bad('a list with an item that is not a string or a number');
+    return v.join(',');
+  }
+  if (typeof v === 'object') {
+    if (type !== 'map') throw bad('a mapping, not a single value');
+    if (Object.values(v).some((x) => typeof x === 'object' && x !== null)) throw bad('a mapping with a value that is not a string');
+    return objectToList(v);
+  }
+  if (type === 'string' || type === 'map') throw bad(`a ${typeof v}, not a string (quote it)`);
+  return String(v);
 }
 
 function objectToList(v: object): string {

@@ -1,5 +1,5 @@
 import { CoreV1Api, KubeConfig } from '@kubernetes/client-node';
-import type { Config } from '../config/config.ts';
+import { ConfigError, type Config } from '../config/config.ts';
 import type { Logger } from '../log.ts';
 import type { Target } from '../targets/target.ts';
 import { compactNode, targetsFromNodes, type CompactNode, type NodePolicy } from './node.ts';
@@ -37,12 +37,24 @@ const OWN_NODE_TIMEOUT_MS = 5000;
 
 export async function startDiscovery(config: Config, log: Logger, hooks: DiscoveryHooks): Promise<Discovery> {
   const kc = new KubeConfig();
-  try {
-    if (config.kubeconfig !== '') kc.loadFromFile(config.kubeconfig);
-    else if (config.kubernetesServiceHost !== '') kc.loadFromCluster();
-    else throw new Error('neither --kubeconfig nor an in-cluster service account (KUBERNETES_SERVICE_HOST) is available');
-  } catch (err) {
-    throw new Error(`discovery: cannot load Kubernetes credentials: ${(err as Error).message}`);
+  // Credentials that cannot work are a configuration error (exit 2, one line naming the file),
+  // not the client's "No active cluster!" at the first request.
+  const named = `--kubeconfig/KUBECONFIG ${JSON.stringify(config.kubeconfig)}`;
+  if (config.kubeconfig !== '') {
+    try {
+      kc.loadFromFile(config.kubeconfig);
+    } catch (err) {
+      throw new ConfigError(`config: ${named} is not a kubeconfig: ${(err as Error).message.split('\n')[0]}`);
+    }
+    if (kc.getCurrentCluster() === null) throw new ConfigError(`config: ${named} is not a kubeconfig with a current context and its cluster`);
+  } else if (config.kubernetesServiceHost !== '') {
+    try {
+      kc.loadFromCluster();
+    } catch (err) {
+      throw new ConfigError(`config: cannot load the in-cluster service account (KUBERNETES_SERVICE_HOST is set): ${(err as Error).message.split('\n')[0]}`);
+    }
+  } else {
+    throw new ConfigError('config: --discovery kubernetes needs --kubeconfig or an in-cluster service account (KUBERNETES_SERVICE_HOST)');
   }
 
   let ownNode: CompactNode | undefined;

@@ -38,8 +38,8 @@ test('same samples as the OTel exporter\'s serializer given the same names', asy
   const key = (s: { name: string; labels: Record<string, string>; value: number }) => `${s.name}${JSON.stringify(Object.entries(s.labels).sort())} ${s.value}`;
   assert.deepEqual(ours.map(key).sort(), reference.map(key).sort());
   assert.ok(ours.some((s) => s.labels['destination_name'] === 'quote"back\\slash' && s.labels['k8s_node_name'] === 'n"1\\' && s.labels['host_name'] === 'h\n1'), 'escaping round-trips');
-  // 2 destinations × 14 samples, 2 of the targets gauge, 7 self samples, target_info.
-  assert.equal(ours.length, 2 * 14 + 2 + 7 + 1);
+  // 2 destinations × 14 samples, 2 of the targets gauge, 8 self samples, target_info.
+  assert.equal(ours.length, 2 * 14 + 2 + 8 + 1);
 });
 
 test('chunks stay near the requested size', async () => {

@@ -12,6 +12,16 @@
  * dots and other invalid characters become `_`, unit `s` appends `_seconds` (`By` `_bytes`,
  * `ms` `_milliseconds`), monotonic sums end in `_total`. Resource attributes matching
  * `promote` become labels on every series; all of them are on `target_info`.
+ *
+ * The page must always parse (Prometheus rejects the whole scrape for one duplicate label),
+ * so label names from resource attributes follow one rule (README, "Labels"):
+ *  - attributes whose label forms collide (`host.name` and `host_name`) make one label, their
+ *    values joined with `;` in the order of the attribute names, as Prometheus's own OTLP
+ *    translation does;
+ *  - a label form that is reserved (`le`, `quantile`, or starting with `__`) gets the prefix
+ *    `resource_`;
+ *  - on a series, the data point's own labels win: a promoted label of the same name (from
+ *    `reserved`) is left off the series and stays on `target_info`.
  */
 import type { Attributes } from '@opentelemetry/api';
 import { DataPointType, type MetricData, type ResourceMetrics } from '@opentelemetry/sdk-metrics';
@@ -48,6 +58,36 @@ function formatValue(v: number): string {
   return String(v);
 }
 
+/** Label names a resource attribute may not take as they are. */
+function isReservedLabel(name: string): boolean {
+  return name === 'le' || name === 'quantile' || name.startsWith('__');
+}
+
+/**
+ * Resource attributes as label text by the rule above; `skip` holds label names left out
+ * (those of data point labels, for the labels repeated on every series).
+ */
+export function renderResourceLabels(attrs: Attributes, skip: ReadonlySet<string> = new Set()): string {
+  const byLabel = new Map<string, { key: string; value: string }[]>();
+  for (const key of Object.keys(attrs)) {
+    const v = attrs[key];
+    if (v === undefined || v === null) continue;
+    let label = sanitize(key);
+    if (isReservedLabel(label)) label = `resource_${label.replace(/^_+/, '')}`;
+    if (skip.has(label)) continue;
+    const list = byLabel.get(label);
+    const value = Array.isArray(v) ? JSON.stringify(v) : String(v);
+    if (list) list.push({ key, value });
+    else byLabel.set(label, [{ key, value }]);
+  }
+  let out = '';
+  for (const [label, list] of byLabel) {
+    if (list.length > 1) list.sort((a, b) => (a.key < b.key ? -1 : 1));
+    out += `${out === '' ? '' : ','}${label}="${escapeLabelValue(list.map((x) => x.value).join(';'))}"`;
+  }
+  return out;
+}
+
 function renderLabels(attrs: Attributes): string {
   let out = '';
   for (const key in attrs) {
@@ -66,6 +106,8 @@ function join(a: string, b: string): string {
 export interface ExpositionOptions {
   /** Resource attributes rendered as labels on every series. */
   promote: RegExp;
+  /** Label names of data points: a promoted resource label of one of these names is left off the series. */
+  dataPointLabels?: readonly string[];
   /** Roughly how many characters per yielded chunk. */
   chunkSize?: number;
 }
@@ -76,12 +118,14 @@ export interface ExpositionOptions {
  */
 export class Exposition {
   readonly #promote: RegExp;
+  readonly #skip: ReadonlySet<string>;
   readonly #chunkSize: number;
   readonly #cache = new WeakMap<Attributes, string>();
   readonly #boundText = new Map<number, string>();
 
   constructor(opts: ExpositionOptions) {
     this.#promote = opts.promote;
+    this.#skip = new Set(opts.dataPointLabels ?? []);
     this.#chunkSize = opts.chunkSize ?? 64 * 1024;
   }
 
@@ -108,9 +152,9 @@ export class Exposition {
     const resourceAttrs = rm.resource.attributes;
     const promoted: Attributes = {};
     for (const k of Object.keys(resourceAttrs)) if (this.#promote.test(k)) promoted[k] = resourceAttrs[k];
-    const constant = renderLabels(promoted);
+    const constant = renderResourceLabels(promoted, this.#skip);
 
-    let buf = `# HELP target_info Target metadata\n# TYPE target_info gauge\ntarget_info{${renderLabels(resourceAttrs)}} 1\n`;
+    let buf = `# HELP target_info Target metadata\n# TYPE target_info gauge\ntarget_info{${renderResourceLabels(resourceAttrs)}} 1\n`;
     const families = new Map<string, MetricData[]>();
     for (const sm of rm.scopeMetrics) {
       for (const m of sm.metrics) {

@@ -5,7 +5,7 @@ import { AggregationTemporality, type PushMetricExporter, type ResourceMetrics }
 import { resourceFromAttributes } from '@opentelemetry/resources';
 import { TargetMetrics } from '../telemetry/target-metrics.ts';
 import { createLogger } from '../log.ts';
-import { CountingExporter, otlpUrl, splitResourceMetrics } from './otlp.ts';
+import { CountingExporter, http2Handshake, otlpUrl, splitResourceMetrics } from './otlp.ts';
 
 async function collection(n: number): Promise<ResourceMetrics> {
   const m = new TargetMetrics({ bucketsMs: [1, 10], outageThreshold: 3, timeoutMs: 1000, version: 't' });
@@ -59,4 +59,42 @@ test('otlpUrl adds /v1/metrics to a bare http/protobuf endpoint only', () => {
   assert.equal(otlpUrl('http://c:4318', 'http/protobuf'), 'http://c:4318/v1/metrics');
   assert.equal(otlpUrl('http://c:4318/custom/path', 'http/protobuf'), 'http://c:4318/custom/path');
   assert.equal(otlpUrl('http://c:4317', 'grpc'), 'http://c:4317');
+});
+
+test('OTLP hygiene: a silent endpoint fails the preflight within its deadline; an answering one passes; no export overlaps another', async () => {
+  const { createServer } = await import('node:net');
+  const http2 = await import('node:http2');
+  const silent = createServer((s) => s.on('error', () => {}).resume());
+  await new Promise<void>((r) => silent.listen(0, '127.0.0.1', r));
+  const answering = http2.createServer();
+  await new Promise<void>((r) => answering.listen(0, '127.0.0.1', r));
+  try {
+    const t0 = Date.now();
+    assert.match((await http2Handshake(`http://127.0.0.1:${(silent.address() as { port: number }).port}`, 300))!, /did not complete an HTTP\/2 handshake within 300 ms/);
+    assert.ok(Date.now() - t0 < 3000);
+    assert.equal(await http2Handshake(`http://127.0.0.1:${(answering.address() as { port: number }).port}`, 2000), undefined);
+  } finally {
+    silent.close();
+    answering.close();
+  }
+  // An export whose requests have not ended is not stacked on; a failed exporter is replaced.
+  const made: { done?: (r: ExportResult) => void; shutdowns: number }[] = [];
+  const make = (): PushMetricExporter => {
+    const state: { done?: (r: ExportResult) => void; shutdowns: number } = { shutdowns: 0 };
+    made.push(state);
+    return { export: (_m, done) => (state.done = done), forceFlush: async () => {}, shutdown: async () => void state.shutdowns++ };
+  };
+  const errors: string[] = [];
+  const ex = new CountingExporter(make, createLogger({ level: 'error', write: () => {} }), (e) => errors.push(e));
+  const rm = await collection(2);
+  const first = new Promise<ExportResult>((r) => ex.export(rm, r));
+  await new Promise((r) => setImmediate(r));
+  const second = await new Promise<ExportResult>((r) => ex.export(rm, r));
+  assert.equal(second.code, ExportResultCode.FAILED);
+  assert.deepEqual(errors, ['the previous export has not ended yet']);
+  made[0]!.done!({ code: ExportResultCode.FAILED, error: new Error('deadline') });
+  assert.equal((await first).code, ExportResultCode.FAILED);
+  await new Promise((r) => setImmediate(r));
+  assert.equal(made.length, 2, 'a fresh exporter after the failure');
+  assert.equal(made[0]!.shutdowns, 1, 'the failed one shut down');
 });

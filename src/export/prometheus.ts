@@ -1,6 +1,6 @@
 import { PrometheusExporter } from '@opentelemetry/exporter-prometheus';
 import type { MetricProducer } from '@opentelemetry/sdk-metrics';
-import { PROMOTED_RESOURCE_ATTRIBUTES } from '../telemetry/names.ts';
+import { ATTR, PROMOTED_RESOURCE_ATTRIBUTES } from '../telemetry/names.ts';
 import { Exposition } from './exposition.ts';
 
 /** The text format version that Prometheus 3 requires in the Content-Type (it refuses a bare text/plain). */
@@ -22,7 +22,7 @@ export interface Page {
  */
 export class PrometheusEndpoint {
   readonly reader: PrometheusExporter;
-  readonly #exposition = new Exposition({ promote: PROMOTED });
+  readonly #exposition = new Exposition({ promote: PROMOTED, dataPointLabels: Object.values(ATTR) });
 
   constructor(metricProducers: MetricProducer[]) {
     this.reader = new PrometheusExporter({ preventServerStart: true, metricProducers });

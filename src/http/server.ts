@@ -4,6 +4,26 @@ import type { Logger } from '../log.ts';
 import { PROMETHEUS_CONTENT_TYPE, type Page } from '../export/prometheus.ts';
 import { setImmediate as yieldToLoop } from 'node:timers/promises';
 import { once } from 'node:events';
+import { pipeline } from 'node:stream/promises';
+import { createGzip, constants as zlib } from 'node:zlib';
+
+/**
+ * True when the client takes gzip (RFC 9110 Accept-Encoding: `gzip`, or `*`, with q > 0), as
+ * Prometheus asks for every scrape: the page is about 5.5 MB at 1,000 destinations and
+ * 150 KB compressed.
+ */
+export function acceptsGzip(header: string | undefined): boolean {
+  if (!header) return false;
+  let star = false;
+  for (const part of header.split(',')) {
+    const [coding, ...params] = part.trim().toLowerCase().split(';');
+    const q = params.map((p) => p.trim()).find((p) => p.startsWith('q='));
+    const weight = q === undefined ? 1 : Number(q.slice(2));
+    if (coding === 'gzip') return weight > 0;
+    if (coding === '*') star = weight > 0;
+  }
+  return star;
+}
 
 export interface HttpHandlers {
   /** Renders /metrics, or undefined when the Prometheus endpoint is off. */
@@ -50,18 +70,30 @@ async function handle(req: IncomingMessage, res: ServerResponse, h: HttpHandlers
       if (!h.metrics) break;
       const { chunks, errors } = await h.metrics();
       if (errors.length > 0) log.warn('metric collection reported errors', { errors: errors.map(String).slice(0, 3) });
-      res.writeHead(200, { 'content-type': PROMETHEUS_CONTENT_TYPE });
+      const gzip = acceptsGzip(req.headers['accept-encoding']);
+      res.writeHead(200, { 'content-type': PROMETHEUS_CONTENT_TYPE, vary: 'accept-encoding', ...(gzip ? { 'content-encoding': 'gzip' } : {}) });
       if (req.method === 'HEAD') {
         res.end();
         return;
       }
+      // Compression runs on libuv's thread pool, not on the event loop; level 1 because the
+      // page is repetitive text (5.5 MB to 150 KB at 1,000 destinations) and the cores are
+      // the probes'.
+      const gz = gzip ? createGzip({ level: 1, strategy: zlib.Z_DEFAULT_STRATEGY }) : undefined;
+      const out: NodeJS.WritableStream & { destroy(): void } = gz ?? res;
+      const sent = gz ? pipeline(gz, res) : Promise.resolve();
       // One chunk at a time, letting fping's output be drained in between.
       for (const chunk of chunks) {
-        if (res.destroyed) return;
-        if (!res.write(chunk)) await once(res, 'drain');
+        if (res.destroyed) {
+          if (out !== res) out.destroy();
+          await sent.catch(() => undefined);
+          return;
+        }
+        if (!out.write(chunk)) await Promise.race([once(out, 'drain'), once(res, 'close')]);
         await yieldToLoop();
       }
-      res.end();
+      out.end();
+      await sent.catch(() => undefined); // a scraper that hung up mid-page
       return;
     }
     case '/healthz':

@@ -36,3 +36,20 @@ test('an empty FIFO with a live writer drains nothing and does not block', () =>
   closeSync(made.writeFd);
   made.fifo.close();
 });
+
+test('a read-only or full TMPDIR: no FIFOs, no throw, one reason (callers fall back to pipes)', () => {
+  const saved = process.env['TMPDIR'];
+  process.env['TMPDIR'] = '/proc/self'; // mkdtemp fails there, as on a read-only filesystem
+  try {
+    const reasons: string[] = [];
+    const maker = new FifoMaker(undefined, 3, (r) => reasons.push(r));
+    assert.equal(maker.dir, '');
+    assert.equal(maker.take(), undefined);
+    assert.equal(maker.take(), undefined);
+    assert.equal(reasons.length, 1);
+    assert.match(reasons[0]!, /cannot make a directory in \/proc\/self/);
+  } finally {
+    if (saved === undefined) delete process.env['TMPDIR'];
+    else process.env['TMPDIR'] = saved;
+  }
+});

@@ -72,17 +72,36 @@ export class Fifo {
  * shards starting at once cost one run, not twenty.
  */
 export class FifoMaker {
+  /** The private directory, or '' where none could be made (then every take() is undefined). */
   readonly dir: string;
   readonly #batch: number;
   #ready: string[] = [];
   #seq = 0;
   #broken = false;
 
-  constructor(dir?: string, batch = 16) {
-    this.dir = dir ?? mkdtempSync(join(tmpdir(), 'kube-node-ping-'));
+  /** `onBroken` hears once why FIFOs cannot be made (read-only or full TMPDIR, no mkfifo). */
+  constructor(dir?: string, batch = 16, onBroken?: (reason: string) => void) {
     this.#batch = batch;
-    const d = this.dir;
-    process.once('exit', () => rmSync(d, { recursive: true, force: true }));
+    this.#onBroken = onBroken;
+    let d = dir ?? '';
+    if (dir === undefined) {
+      try {
+        d = mkdtempSync(join(tmpdir(), 'kube-node-ping-'));
+      } catch (err) {
+        // A read-only or full TMPDIR must not stop the agent: plain pipes work without one.
+        this.#markBroken(`cannot make a directory in ${tmpdir()}: ${(err as Error).message}`);
+      }
+    }
+    this.dir = d;
+    if (d !== '') process.once('exit', () => rmSync(d, { recursive: true, force: true }));
+  }
+
+  readonly #onBroken: ((reason: string) => void) | undefined;
+
+  #markBroken(reason: string): void {
+    if (this.#broken) return;
+    this.#broken = true;
+    this.#onBroken?.(reason);
   }
 
   /** Makes at least `n` FIFOs ready now, in one mkfifo run. */
@@ -92,7 +111,7 @@ export class FifoMaker {
     const paths = Array.from({ length: Math.max(missing, this.#batch) }, () => join(this.dir, `fping-${this.#seq++}`));
     if (spawnSync('mkfifo', ['-m', '600', ...paths], { stdio: 'ignore' }).status !== 0) {
       // No mkfifo, or a read-only directory: callers fall back to plain pipes.
-      this.#broken = true;
+      this.#markBroken(`mkfifo failed in ${this.dir}`);
       return;
     }
     this.#ready.push(...paths);

@@ -78,7 +78,11 @@ export function parseFpingLine(line: string, out: ParsedLine): boolean {
   return true;
 }
 
+/** At most this many digits: any more could not be read exactly (2^53) and is no fping output. */
+const MAX_DIGITS = 15;
+
 function parseUint(s: string, from: number, to: number): number {
+  if (to - from > MAX_DIGITS) return -1;
   let n = 0;
   for (let i = from; i < to; i++) {
     const c = s.charCodeAt(i) - 48;
@@ -90,6 +94,7 @@ function parseUint(s: string, from: number, to: number): number {
 
 /** Digits with at most one dot; NaN otherwise. Exact enough for fping's 3 decimals. */
 function parseDecimal(s: string, from: number, to: number): number {
+  if (to - from > MAX_DIGITS + 1) return NaN;
   let int = 0;
   let frac = 0;
   let scale = 1;

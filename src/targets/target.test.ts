@@ -40,7 +40,8 @@ test('targets file: the seed recipe\'s nodes.json, YAML, and a {targets:} mappin
   assert.deepEqual(yaml.targets.map((t) => [t.address, t.family, t.kind]), [['2001:db8::1', 6, 'node'], ['192.0.2.53', 4, 'external']]);
   assert.equal(parseTargetsFile('targets:\n  - {address: 192.0.2.9}\n', 't.yaml').targets[0]!.name, '192.0.2.9');
   assert.throws(() => parseTargetsFile('{a: 1}', 't.yaml'), /must hold a list/);
-  assert.throws(() => parseTargetsFile('[{', 't.yaml'), /is not valid YAML\/JSON/);
+  assert.throws(() => parseTargetsFile('[{', 't.yaml'), /is not valid YAML/);
+  assert.throws(() => parseTargetsFile('[{', 't.json'), /is not valid JSON/);
 });
 
 test('file source: reloads on change, keeps the last good list on a broken file', async () => {
@@ -48,16 +49,17 @@ test('file source: reloads on change, keeps the last good list on a broken file'
   const path = join(dir, 'targets.yaml');
   writeFileSync(path, '- {name: a, address: 192.0.2.1}\n');
   const seen: string[][] = [];
-  const reloads: boolean[] = [];
+  const reloads: string[] = [];
   const lines: string[] = [];
   const src = new StaticFileSource({
     path, pollIntervalMs: 50, log: createLogger({ level: 'debug', write: (l) => lines.push(l) }),
     onTargets: (t) => seen.push(t.map((x) => x.name)),
-    onReload: (ok) => reloads.push(ok),
+    onReload: (r) => reloads.push(r),
+    settleMs: 20,
   });
   await src.start();
   const waitFor = async (cond: () => boolean) => {
-    for (let i = 0; i < 100 && !cond(); i++) await new Promise((r) => setTimeout(r, 20));
+    for (let i = 0; i < 250 && !cond(); i++) await new Promise((r) => setTimeout(r, 20));
     assert.ok(cond());
   };
   // Written the way a ConfigMap update lands: a new file renamed over the old one.
@@ -65,7 +67,7 @@ test('file source: reloads on change, keeps the last good list on a broken file'
   renameSync(`${path}.new`, path);
   await waitFor(() => seen.length === 2);
   writeFileSync(path, '- {name: a, address: [');
-  await waitFor(() => reloads.includes(false));
+  await waitFor(() => reloads.includes('failure'));
   assert.equal(seen.length, 2, 'a broken file changes nothing');
   const errors = lines.filter((l) => l.includes('reload failed'));
   await new Promise((r) => setTimeout(r, 200));

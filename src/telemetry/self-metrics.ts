@@ -77,6 +77,7 @@ export class SelfMetrics {
     this.#exportFailures.add(0, { [ATTR.exporter]: 'otlp' });
     this.#reloads.add(0, { [ATTR.result]: 'success' });
     this.#reloads.add(0, { [ATTR.result]: 'failure' });
+    this.#reloads.add(0, { [ATTR.result]: 'held' });
   }
 
   stop(): void {
@@ -100,7 +101,8 @@ export class SelfMetrics {
     this.#exportFailures.add(1, { [ATTR.exporter]: exporter });
   }
 
-  reload(ok: boolean): void {
-    this.#reloads.add(1, { [ATTR.result]: ok ? 'success' : 'failure' });
+  /** `held`: a targets file that lost all its targets, kept back (see StaticFileSource). */
+  reload(result: 'success' | 'failure' | 'held'): void {
+    this.#reloads.add(1, { [ATTR.result]: result });
   }
 }
