@@ -6,6 +6,8 @@ import { PrometheusEndpoint } from './export/prometheus.ts';
 import { startHttpServer } from './http/server.ts';
 import { RateLimitedLog, type Logger } from './log.ts';
 import type { Spawner } from './probing/fping-process.ts';
+import { agentTargetCapacity, TargetCap } from './probing/capacity.ts';
+import { fpingMinIntervalMs } from './probing/fping-check.ts';
 import { Prober } from './probing/prober.ts';
 import { StaticFileSource } from './targets/static-file.ts';
 import { EMBEDDED_TARGETS } from './targets/target.ts';
@@ -50,8 +52,10 @@ export async function startAgent(config: Config, deps: AgentDeps): Promise<Runni
     lean: config.pairMetrics === 'lean',
   });
   let self: SelfMetrics | undefined;
+  const minIntervalMs = await fpingMinIntervalMs(config.fpingPath);
+  const cap = new TargetCap(agentTargetCapacity(config.period, minIntervalMs), config.period, log.child({ component: 'prober' }));
   const prober: Prober = new Prober({
-    settings: { fpingPath: config.fpingPath, periodMs: config.period, timeoutMs: config.timeout, packetSize: config.packetSize },
+    settings: { fpingPath: config.fpingPath, periodMs: config.period, timeoutMs: config.timeout, packetSize: config.packetSize, minIntervalMs },
     maxTargetsPerProcess: config.maxTargetsPerFping,
     sink: metrics,
     events: { restart: () => self?.fpingRestart(), parseError: () => self?.parseError() },
@@ -61,7 +65,8 @@ export async function startAgent(config: Config, deps: AgentDeps): Promise<Runni
 
   let targetsLoaded = false;
   // Nodes first: a configured target at a node's address is that node.
-  const targets = new TargetSet(['nodes', 'file'], (list) => {
+  const targets = new TargetSet(['nodes', 'file'], (all) => {
+    const list = cap.apply(all);
     // Stats first, so that the first results of a new process find their destination.
     metrics.setTargets(list);
     prober.setTargets(list);

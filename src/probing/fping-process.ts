@@ -34,32 +34,62 @@ export interface FpingSettings {
   periodMs: number;
   timeoutMs: number;
   packetSize: number;
+  /**
+   * The smallest `-i` this fping accepts from the uid the agent runs as: 0 for Debian's build
+   * (any uid), 1 ms for a build with FPING_SAFE_LIMITS run by a non-root uid
+   * (see fpingMinIntervalMs in fping-check.ts).
+   */
+  minIntervalMs?: number;
 }
 
-/** Under this gap fping refuses to run for a non-root user ("too risky for mere mortals"). */
-export const MIN_INTERVAL_MS = 1;
+/**
+ * fping's send gap `-i` (the gap between any two sends of one process, all targets together)
+ * is set to this share of period / targets. fping schedules every target of a process at the
+ * same instant and then sends one packet per loop turn, at least `-i` apart, so a round of N
+ * targets takes N × (gap + the time fping takes to wake up and send), and the second term is
+ * not small on a loaded machine: measured here under a load of 8 on 2 cores
+ * (bench/fping-capacity.ts), a share of 0.8 kept only 84 % of the rate at 1,000 targets and
+ * 70 % at 5,000, 0.7 kept 72 % at 5,000, while 0.5 and 0.25 kept 100 % at both. A round then
+ * takes about half the period, which still spreads the packets out.
+ */
+export const SEND_GAP_FILL = 0.5;
 
 /**
- * fping's arguments for one process. `-i`, the gap between any two sends, is set from the
- * target count so that every target really gets one probe per period: fping's 10 ms default
- * caps a process at 100 probes/s and silently stretches the period beyond that. 0.8 leaves
- * fping slack to catch up after a late timer.
+ * The most probes per second one fping process is given. fping 5.1 gives every packet a
+ * sequence id out of 65,536 and holds each for 10 s (its seqmap): above 6,553 probes/s it
+ * runs out and exits ("not enough sequence numbers available!", exit 4), which it did here at
+ * 10,000 targets at 1 Hz. 5,000/s leaves a quarter of the ids for the catch-up after a stall,
+ * when fping sends its backlog at up to 1 / gap.
+ */
+export const PROCESS_MAX_PROBES_PER_SECOND = 5000;
+
+/**
+ * fping's arguments for one process. `-i` is set from the target count so that every target
+ * really gets one probe per period (fping's 10 ms default caps a process at 100 probes/s and
+ * silently stretches the period beyond that): SEND_GAP_FILL × period / targets, at most the
+ * default, at least what this fping accepts, in whole microseconds (fping's resolution is ns).
  */
 export function fpingArgs(s: FpingSettings, addresses: readonly string[]): string[] {
-  const interval = Math.max(MIN_INTERVAL_MS, Math.min(10, (0.8 * s.periodMs) / Math.max(1, addresses.length)));
+  const ideal = (SEND_GAP_FILL * s.periodMs) / Math.max(1, addresses.length);
+  const interval = Math.max(s.minIntervalMs ?? 0, 0.001, Math.min(10, Math.floor(ideal * 1000) / 1000));
   return [
     '-l',
     '-p', String(s.periodMs),
     '-t', String(s.timeoutMs),
-    '-i', String(Math.floor(interval * 1000) / 1000),
+    '-i', String(interval),
     '-b', String(s.packetSize),
     ...addresses,
   ];
 }
 
-/** How many targets one process can keep at the promised rate without going under MIN_INTERVAL_MS. */
-export function maxTargetsForPeriod(periodMs: number): number {
-  return Math.max(1, Math.floor((0.8 * periodMs) / MIN_INTERVAL_MS));
+/**
+ * How many targets one process keeps at one probe per period: PROCESS_MAX_PROBES_PER_SECOND,
+ * and, where fping has a floor on `-i`, no more than the gap allows.
+ */
+export function maxTargetsForPeriod(periodMs: number, minIntervalMs = 0): number {
+  const bySeqIds = Math.floor((PROCESS_MAX_PROBES_PER_SECOND * periodMs) / 1000);
+  const byGap = minIntervalMs > 0 ? Math.floor((SEND_GAP_FILL * periodMs) / minIntervalMs) : Infinity;
+  return Math.max(1, Math.min(bySeqIds, byGap));
 }
 
 const BACKOFF_MIN_MS = 500;
@@ -85,8 +115,18 @@ export class FpingProcess {
   #startedAt = 0;
   #stderrTail: string[] = [];
   #exited: Promise<void> = Promise.resolve();
+  /** Reads what the FIFO holds now (a no-op for a pipe, whose data arrives by itself). */
+  #drainNow: () => void = () => {};
 
   readonly #fifos: FifoMaker | undefined;
+
+  /**
+   * False while this process is the new side of a make-before-break handover (see Prober):
+   * its output is read and dropped, so that no target is counted by two processes at once.
+   */
+  counting = true;
+  /** Called once, on the first result line of a process that is not counting yet. */
+  onFirstResult: (() => void) | undefined;
 
   /** `fifos`: where fping's output FIFO comes from; undefined reads its stdout as a plain pipe. */
   constructor(addresses: readonly string[], settings: FpingSettings, sink: ResultSink, events: ProcessEvents, log: Logger, spawner: Spawner, fifos?: FifoMaker) {
@@ -134,6 +174,12 @@ export class FpingProcess {
     const epoch = nextEpoch++;
     const onLine = (line: string) => {
       if (parseFpingLine(line, parsed)) {
+        if (!this.counting) {
+          const first = this.onFirstResult;
+          this.onFirstResult = undefined;
+          first?.(); // may switch counting on, and then this result counts
+          if (!this.counting) return;
+        }
         if (parsed.kind === RESULT_REPLY) sink.recordReply(parsed.address, parsed.seq, parsed.rttMs, epoch);
         else if (parsed.kind === RESULT_LOSS) sink.recordLoss(parsed.address, parsed.seq, epoch);
         else if (parsed.kind === RESULT_DUPLICATE) sink.recordDuplicate(parsed.address);
@@ -155,10 +201,12 @@ export class FpingProcess {
         }
       };
       const timer = setInterval(drain, DRAIN_INTERVAL_MS);
+      this.#drainNow = drain;
       finish = () => {
         clearInterval(timer);
         drain();
         fifo.close();
+        this.#drainNow = () => {};
       };
     } else {
       child.stdout!.setEncoding('latin1');
@@ -209,8 +257,15 @@ export class FpingProcess {
     this.#restartTimer = setTimeout(() => this.start(), delay);
   }
 
-  /** Stops the process; resolves when it has exited. Probes in flight get no verdict and are not counted. */
+  /**
+   * Stops the process; resolves when it has exited. What it printed until now is read and
+   * counted; what it prints from now on is dropped. Probes in flight get no verdict and are
+   * not counted.
+   */
   async stop(): Promise<void> {
+    if (this.counting) this.#drainNow();
+    this.counting = false;
+    this.onFirstResult = undefined;
     this.#stopped = true;
     clearTimeout(this.#restartTimer);
     const child = this.#child;
