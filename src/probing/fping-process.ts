@@ -25,7 +25,24 @@ export type Spawner = (cmd: string, args: readonly string[], stdout: 'pipe' | nu
 /** The real thing. */
 export const spawnFping: Spawner = (cmd, args, stdout) => spawn(cmd, args, { stdio: ['ignore', stdout, 'pipe'] });
 
-const DRAIN_INTERVAL_MS = 100;
+/**
+ * The FIFO is drained every DRAIN_MAX_INTERVAL_MS, or more often for a busy process, so that a
+ * drain finds at most DRAIN_TARGET_BYTES: fping blocks on a full pipe (64 KiB) and, blocked,
+ * falls behind its schedule for good. One process of 5,000 targets writes about 350 KB/s; at
+ * a drain every 100 ms a late timer under load let it fill, and that process kept 76 % of
+ * the rate where fping alone, read at once, kept 100 % (bench/README.md). 8 KiB leaves the
+ * event loop 160 ms of lateness at that rate before fping waits.
+ */
+const DRAIN_MAX_INTERVAL_MS = 100;
+const DRAIN_MIN_INTERVAL_MS = 10;
+const DRAIN_TARGET_BYTES = 8 * 1024;
+/** A per-packet line with an IPv4 address is about 60 bytes, with IPv6 up to about 90. */
+const LINE_BYTES = 80;
+
+export function drainIntervalMs(targets: number, periodMs: number): number {
+  const bytesPerMs = (LINE_BYTES * targets) / periodMs;
+  return Math.max(DRAIN_MIN_INTERVAL_MS, Math.min(DRAIN_MAX_INTERVAL_MS, Math.floor(DRAIN_TARGET_BYTES / bytesPerMs)));
+}
 /** Shared by every process: drains run one at a time on the event loop. */
 const DRAIN_BUFFER = Buffer.allocUnsafe(64 * 1024);
 
@@ -45,14 +62,16 @@ export interface FpingSettings {
 /**
  * fping's send gap `-i` (the gap between any two sends of one process, all targets together)
  * is set to this share of period / targets. fping schedules every target of a process at the
- * same instant and then sends one packet per loop turn, at least `-i` apart, so a round of N
- * targets takes N × (gap + the time fping takes to wake up and send), and the second term is
- * not small on a loaded machine: measured here under a load of 8 on 2 cores
- * (bench/fping-capacity.ts), a share of 0.8 kept only 84 % of the rate at 1,000 targets and
- * 70 % at 5,000, 0.7 kept 72 % at 5,000, while 0.5 and 0.25 kept 100 % at both. A round then
- * takes about half the period, which still spreads the packets out.
+ * same instant and then sends one packet per turn of its loop, at least `-i` apart, sleeping in
+ * select() between two sends, so a round of N targets takes N × (gap + the time fping takes to
+ * wake up and send), and the second term is not small on a loaded machine. It never catches
+ * up: a round that takes longer than the period lowers the rate for good. Measured here with
+ * bench/fping-capacity.ts on 2 shared cores: under a load of 8, a share of 0.8 kept 84 % of
+ * the rate at 1,000 targets and 70 % at 5,000; under a load of 16-28, 0.5 kept 79 % at 5,000,
+ * while 0.25 (and 0.1) kept 100 % at 1,000 and 5,000. A round then takes a quarter of the
+ * period: 5,000 targets at 1 s are sent at 20,000 packets/s for 250 ms, about 13 Mbit/s.
  */
-export const SEND_GAP_FILL = 0.5;
+export const SEND_GAP_FILL = 0.25;
 
 /**
  * The most probes per second one fping process is given. fping 5.1 gives every packet a
@@ -200,7 +219,7 @@ export class FpingProcess {
           this.#log.warn('reading fping output failed', { error: (err as Error).message });
         }
       };
-      const timer = setInterval(drain, DRAIN_INTERVAL_MS);
+      const timer = setInterval(drain, drainIntervalMs(this.addresses.length, this.#settings.periodMs));
       this.#drainNow = drain;
       finish = () => {
         clearInterval(timer);

@@ -5,7 +5,7 @@ import { PassThrough } from 'node:stream';
 import type { ChildProcess } from 'node:child_process';
 import { createLogger } from '../log.ts';
 import type { Target } from '../targets/target.ts';
-import { fpingArgs, FpingProcess, maxTargetsForPeriod, PROCESS_MAX_PROBES_PER_SECOND, SEND_GAP_FILL, spawnFping, type ResultSink } from './fping-process.ts';
+import { drainIntervalMs, fpingArgs, FpingProcess, maxTargetsForPeriod, PROCESS_MAX_PROBES_PER_SECOND, SEND_GAP_FILL, spawnFping, type ResultSink } from './fping-process.ts';
 import { AGENT_MAX_PROCESSES, agentTargetCapacity } from './capacity.ts';
 import { Prober } from './prober.ts';
 import { FifoMaker } from './fifo.ts';
@@ -47,6 +47,12 @@ test('-i is set from the target count so the period is kept', () => {
   assert.equal(maxTargetsForPeriod(100), PROCESS_MAX_PROBES_PER_SECOND / 10);
   assert.equal(maxTargetsForPeriod(1000, 1), SEND_GAP_FILL * 1000, 'bounded by the gap floor');
   assert.equal(agentTargetCapacity(1000), AGENT_MAX_PROCESSES * PROCESS_MAX_PROBES_PER_SECOND);
+});
+
+test('a busy process has its FIFO drained more often, so that fping never waits on a full pipe', () => {
+  assert.equal(drainIntervalMs(100, 1000), 100);
+  assert.equal(drainIntervalMs(5000, 1000), 20);
+  assert.equal(drainIntervalMs(5000, 100), 10);
 });
 
 /** A fake process's stdout, to make it print a result. */
