@@ -47,6 +47,7 @@ export async function startAgent(config: Config, deps: AgentDeps): Promise<Runni
     bucketsMs: config.rttBuckets,
     outageThreshold: config.outageThreshold,
     timeoutMs: config.timeout,
+    periodMs: config.period,
     version: deps.version,
     rttPer: config.rttHistogram === 'per-zone' ? 'zone' : 'destination',
     lean: config.pairMetrics === 'lean',
@@ -93,7 +94,12 @@ export async function startAgent(config: Config, deps: AgentDeps): Promise<Runni
     readers.push(await createOtlpReader(config, [metrics], log, () => self?.exportFailure('otlp')));
   }
   const provider = new MeterProvider({ resource: buildResource(config, deps.version, discovery?.ownNode), readers });
-  self = new SelfMetrics(provider.getMeter(SCOPE_NAME, deps.version), { processes: () => prober.processes, discovery: discovery?.watcher, mesh: discovery?.mesh });
+  // Probes due and without a verdict are counted once a second, after reading fping's output.
+  const sweep = setInterval(() => {
+    prober.drain();
+    metrics.sweep();
+  }, 1000);
+  self = new SelfMetrics(provider.getMeter(SCOPE_NAME, deps.version), { processes: () => prober.processes, probes: metrics, discovery: discovery?.watcher, mesh: discovery?.mesh });
 
   let source: StaticFileSource | undefined;
   if (config.targetsFile !== '') {
@@ -132,6 +138,7 @@ export async function startAgent(config: Config, deps: AgentDeps): Promise<Runni
       source?.stop();
       discovery?.stop();
       targets.stop();
+      clearInterval(sweep);
       self?.stop();
       await prober.stop();
       try {

@@ -276,6 +276,11 @@ export class FpingProcess {
     this.#restartTimer = setTimeout(() => this.start(), delay);
   }
 
+  /** Reads what its FIFO holds now, so that every verdict printed so far is counted. */
+  drain(): void {
+    if (this.counting) this.#drainNow();
+  }
+
   /**
    * Stops the process; resolves when it has exited. What it printed until now is read and
    * counted; what it prints from now on is dropped. Probes in flight get no verdict and are

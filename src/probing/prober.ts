@@ -118,6 +118,11 @@ export class Prober {
     return { main: of(this.#main), recent: of(this.#recent), handover: of(this.#handover?.group) };
   }
 
+  /** Reads every counting process's output now (before TargetMetrics.sweep judges what is overdue). */
+  drain(): void {
+    for (const g of [this.#main, this.#recent]) for (const p of g?.procs ?? []) p.drain();
+  }
+
   /** Applies a new target set (see the class comment). Returns how many processes it started. */
   setTargets(targets: readonly Target[]): number {
     if (this.#stopped) return 0;
