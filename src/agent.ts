@@ -6,6 +6,8 @@ import { PrometheusEndpoint } from './export/prometheus.ts';
 import { startHttpServer } from './http/server.ts';
 import { RateLimitedLog, type Logger } from './log.ts';
 import type { Spawner } from './probing/fping-process.ts';
+import { agentTargetCapacity, TargetCap } from './probing/capacity.ts';
+import { fpingMinIntervalMs } from './probing/fping-check.ts';
 import { Prober } from './probing/prober.ts';
 import { StaticFileSource } from './targets/static-file.ts';
 import { EMBEDDED_TARGETS } from './targets/target.ts';
@@ -61,6 +63,7 @@ export async function startAgent(config: Config, deps: AgentDeps): Promise<Runni
     bucketsMs: config.rttBuckets,
     outageThreshold: config.outageThreshold,
     timeoutMs: config.timeout,
+    periodMs: config.period,
     version: deps.version,
     rttPer: config.rttHistogram === 'per-zone' ? 'zone' : 'destination',
     lean: config.pairMetrics === 'lean',
@@ -71,8 +74,10 @@ export async function startAgent(config: Config, deps: AgentDeps): Promise<Runni
   let icmpDenied: string | undefined;
   const icmpDeniedLog = new RateLimitedLog(ICMP_DENIED_LOG_MS);
   const proberLog = log.child({ component: 'prober' });
+  const minIntervalMs = await fpingMinIntervalMs(config.fpingPath);
+  const cap = new TargetCap(agentTargetCapacity(config.period, minIntervalMs), config.period, proberLog);
   const prober: Prober = new Prober({
-    settings: { fpingPath: config.fpingPath, periodMs: config.period, timeoutMs: config.timeout, packetSize: config.packetSize },
+    settings: { fpingPath: config.fpingPath, periodMs: config.period, timeoutMs: config.timeout, packetSize: config.packetSize, minIntervalMs },
     maxTargetsPerProcess: config.maxTargetsPerFping,
     sink: metrics,
     events: {
@@ -96,7 +101,8 @@ export async function startAgent(config: Config, deps: AgentDeps): Promise<Runni
 
   let targetsLoaded = false;
   // Nodes first: a configured target at a node's address is that node.
-  const targets = new TargetSet(['nodes', 'file'], (list) => {
+  const targets = new TargetSet(['nodes', 'file'], (all) => {
+    const list = cap.apply(all);
     // Stats first, so that the first results of a new process find their destination.
     metrics.setTargets(list);
     prober.setTargets(list);
@@ -128,7 +134,12 @@ export async function startAgent(config: Config, deps: AgentDeps): Promise<Runni
     }));
   }
   const provider = new MeterProvider({ resource: buildResource(config, deps.version, discovery?.ownNode), readers });
-  self = new SelfMetrics(provider.getMeter(SCOPE_NAME, deps.version), { processes: () => prober.processes, discovery: discovery?.watcher, mesh: discovery?.mesh });
+  // Probes due and without a verdict are counted once a second, after reading fping's output.
+  const sweep = setInterval(() => {
+    prober.drain();
+    metrics.sweep();
+  }, 1000);
+  self = new SelfMetrics(provider.getMeter(SCOPE_NAME, deps.version), { processes: () => prober.processes, probes: metrics, discovery: discovery?.watcher, mesh: discovery?.mesh });
 
   let source: StaticFileSource | undefined;
   if (config.targetsFile !== '') {
@@ -179,6 +190,7 @@ export async function startAgent(config: Config, deps: AgentDeps): Promise<Runni
       source?.stop();
       discovery?.stop();
       targets.stop();
+      clearInterval(sweep);
       self?.stop();
       await prober.stop();
       // A collector that is down would hold the flush for the whole export timeout and the

@@ -1,4 +1,4 @@
-import { execFile } from 'node:child_process';
+import { execFile, spawn } from 'node:child_process';
 
 /**
  * Checks that the fping binary exists and is 5.x (the per-packet loop output this agent
@@ -40,5 +40,31 @@ export function checkFping(path: string): Promise<string> {
       }
       resolve(`${m[1]}.${m[2]}`);
     }
+  });
+}
+
+/**
+ * The smallest send gap `-i` (ms) this fping accepts from the uid the agent runs as. fping
+ * refuses `-i` < 1 ms and `-p` < 10 ms to a non-root uid ("these options are too risky for mere
+ * mortals") only when it was built with FPING_SAFE_LIMITS (`--enable-safe-limits`); Debian's
+ * and Alpine's packages are not, so there any uid may go below. Asked of fping itself: with no
+ * target on its argv and stdin at end of file it parses its options, checks them, and exits
+ * having sent nothing.
+ */
+export function fpingMinIntervalMs(path: string): Promise<number> {
+  if (process.getuid?.() === 0) return Promise.resolve(0);
+  return new Promise((resolve) => {
+    let child;
+    try {
+      child = spawn(path, ['-l', '-p', '10', '-i', '0.001'], { stdio: ['ignore', 'ignore', 'pipe'], timeout: 5000 });
+    } catch {
+      // An exec the kernel refuses (EPERM) can throw from spawn itself: the prober reports it.
+      resolve(0);
+      return;
+    }
+    let stderr = '';
+    child.stderr.setEncoding('utf8').on('data', (d: string) => (stderr += d));
+    child.on('error', () => resolve(0)); // checkFping reports a missing binary
+    child.on('close', () => resolve(stderr.includes('too risky') ? 1 : 0));
   });
 }

@@ -51,7 +51,24 @@ export type Spawner = (cmd: string, args: readonly string[], stdout: 'pipe' | nu
 /** The real thing. */
 export const spawnFping: Spawner = (cmd, args, stdout) => spawn(cmd, args, { stdio: ['ignore', stdout, 'pipe'] });
 
-const DRAIN_INTERVAL_MS = 100;
+/**
+ * The FIFO is drained every DRAIN_MAX_INTERVAL_MS, or more often for a busy process, so that a
+ * drain finds at most DRAIN_TARGET_BYTES: fping blocks on a full pipe (64 KiB) and, blocked,
+ * falls behind its schedule for good. One process of 5,000 targets writes about 350 KB/s; at
+ * a drain every 100 ms a late timer under load let it fill, and that process kept 76 % of
+ * the rate where fping alone, read at once, kept 100 % (bench/README.md). 8 KiB leaves the
+ * event loop 160 ms of lateness at that rate before fping waits.
+ */
+const DRAIN_MAX_INTERVAL_MS = 100;
+const DRAIN_MIN_INTERVAL_MS = 10;
+const DRAIN_TARGET_BYTES = 8 * 1024;
+/** A per-packet line with an IPv4 address is about 60 bytes, with IPv6 up to about 90. */
+const LINE_BYTES = 80;
+
+export function drainIntervalMs(targets: number, periodMs: number): number {
+  const bytesPerMs = (LINE_BYTES * targets) / periodMs;
+  return Math.max(DRAIN_MIN_INTERVAL_MS, Math.min(DRAIN_MAX_INTERVAL_MS, Math.floor(DRAIN_TARGET_BYTES / bytesPerMs)));
+}
 /** Shared by every process: drains run one at a time on the event loop. */
 const DRAIN_BUFFER = Buffer.allocUnsafe(64 * 1024);
 
@@ -60,32 +77,64 @@ export interface FpingSettings {
   periodMs: number;
   timeoutMs: number;
   packetSize: number;
+  /**
+   * The smallest `-i` this fping accepts from the uid the agent runs as: 0 for Debian's build
+   * (any uid), 1 ms for a build with FPING_SAFE_LIMITS run by a non-root uid
+   * (see fpingMinIntervalMs in fping-check.ts).
+   */
+  minIntervalMs?: number;
 }
 
-/** Under this gap fping refuses to run for a non-root user ("too risky for mere mortals"). */
-export const MIN_INTERVAL_MS = 1;
+/**
+ * fping's send gap `-i` (the gap between any two sends of one process, all targets together)
+ * is set to this share of period / targets. fping schedules every target of a process at the
+ * same instant and then sends one packet per turn of its loop, at least `-i` apart, sleeping in
+ * select() between two sends, so a round of N targets takes N × (gap + the time fping takes to
+ * wake up and send), and the second term is not small on a loaded machine. It never catches
+ * up: a round that takes longer than the period lowers the rate for good. Measured here with
+ * bench/fping-capacity.ts on 2 shared cores: under a load of 8, a share of 0.8 kept 84 % of
+ * the rate at 1,000 targets and 70 % at 5,000; under a load of 16-28, 0.5 kept 79 % at 5,000,
+ * while 0.25 (and 0.1) kept 100 % at 1,000 and 5,000. A round then takes a quarter of the
+ * period: 5,000 targets at 1 s are sent at 20,000 packets/s for 250 ms, about 13 Mbit/s.
+ */
+export const SEND_GAP_FILL = 0.25;
 
 /**
- * fping's arguments for one process. `-i`, the gap between any two sends, is set from the
- * target count so that every target really gets one probe per period: fping's 10 ms default
- * caps a process at 100 probes/s and silently stretches the period beyond that. 0.8 leaves
- * fping slack to catch up after a late timer.
+ * The most probes per second one fping process is given. fping 5.1 gives every packet a
+ * sequence id out of 65,536 and holds each for 10 s (its seqmap): above 6,553 probes/s it
+ * runs out and exits ("not enough sequence numbers available!", exit 4), which it did here at
+ * 10,000 targets at 1 Hz. 5,000/s leaves a quarter of the ids for the catch-up after a stall,
+ * when fping sends its backlog at up to 1 / gap.
+ */
+export const PROCESS_MAX_PROBES_PER_SECOND = 5000;
+
+/**
+ * fping's arguments for one process. `-i` is set from the target count so that every target
+ * really gets one probe per period (fping's 10 ms default caps a process at 100 probes/s and
+ * silently stretches the period beyond that): SEND_GAP_FILL × period / targets, at most the
+ * default, at least what this fping accepts, in whole microseconds (fping's resolution is ns).
  */
 export function fpingArgs(s: FpingSettings, addresses: readonly string[]): string[] {
-  const interval = Math.max(MIN_INTERVAL_MS, Math.min(10, (0.8 * s.periodMs) / Math.max(1, addresses.length)));
+  const ideal = (SEND_GAP_FILL * s.periodMs) / Math.max(1, addresses.length);
+  const interval = Math.max(s.minIntervalMs ?? 0, 0.001, Math.min(10, Math.floor(ideal * 1000) / 1000));
   return [
     '-l',
     '-p', String(s.periodMs),
     '-t', String(s.timeoutMs),
-    '-i', String(Math.floor(interval * 1000) / 1000),
+    '-i', String(interval),
     '-b', String(s.packetSize),
     ...addresses,
   ];
 }
 
-/** How many targets one process can keep at the promised rate without going under MIN_INTERVAL_MS. */
-export function maxTargetsForPeriod(periodMs: number): number {
-  return Math.max(1, Math.floor((0.8 * periodMs) / MIN_INTERVAL_MS));
+/**
+ * How many targets one process keeps at one probe per period: PROCESS_MAX_PROBES_PER_SECOND,
+ * and, where fping has a floor on `-i`, no more than the gap allows.
+ */
+export function maxTargetsForPeriod(periodMs: number, minIntervalMs = 0): number {
+  const bySeqIds = Math.floor((PROCESS_MAX_PROBES_PER_SECOND * periodMs) / 1000);
+  const byGap = minIntervalMs > 0 ? Math.floor((SEND_GAP_FILL * periodMs) / minIntervalMs) : Infinity;
+  return Math.max(1, Math.min(bySeqIds, byGap));
 }
 
 const BACKOFF_MIN_MS = 500;
@@ -111,8 +160,18 @@ export class FpingProcess {
   #startedAt = 0;
   #stderrTail: string[] = [];
   #exited: Promise<void> = Promise.resolve();
+  /** Reads what the FIFO holds now (a no-op for a pipe, whose data arrives by itself). */
+  #drainNow: () => void = () => {};
 
   readonly #fifos: FifoMaker | undefined;
+
+  /**
+   * False while this process is the new side of a make-before-break handover (see Prober):
+   * its output is read and dropped, so that no target is counted by two processes at once.
+   */
+  counting = true;
+  /** Called once, on the first result line of a process that is not counting yet. */
+  onFirstResult: (() => void) | undefined;
 
   /** `fifos`: where fping's output FIFO comes from; undefined reads its stdout as a plain pipe. */
   constructor(addresses: readonly string[], settings: FpingSettings, sink: ResultSink, events: ProcessEvents, log: Logger, spawner: Spawner, fifos?: FifoMaker) {
@@ -165,6 +224,12 @@ export class FpingProcess {
           probing = true;
           this.#events.probing?.();
         }
+        if (!this.counting) {
+          const first = this.onFirstResult;
+          this.onFirstResult = undefined;
+          first?.(); // may switch counting on, and then this result counts
+          if (!this.counting) return;
+        }
         if (parsed.kind === RESULT_REPLY) sink.recordReply(parsed.address, parsed.seq, parsed.rttMs, epoch);
         else if (parsed.kind === RESULT_LOSS) sink.recordLoss(parsed.address, parsed.seq, epoch);
         else if (parsed.kind === RESULT_DUPLICATE) sink.recordDuplicate(parsed.address);
@@ -185,11 +250,13 @@ export class FpingProcess {
           this.#log.warn('reading fping output failed', { error: (err as Error).message });
         }
       };
-      const timer = setInterval(drain, DRAIN_INTERVAL_MS);
+      const timer = setInterval(drain, drainIntervalMs(this.addresses.length, this.#settings.periodMs));
+      this.#drainNow = drain;
       finish = () => {
         clearInterval(timer);
         drain();
         fifo.close();
+        this.#drainNow = () => {};
       };
     } else {
       child.stdout!.setEncoding('latin1');
@@ -249,8 +316,20 @@ export class FpingProcess {
     this.#restartTimer = setTimeout(() => this.start(), delay);
   }
 
-  /** Stops the process; resolves when it has exited. Probes in flight get no verdict and are not counted. */
+  /** Reads what its FIFO holds now, so that every verdict printed so far is counted. */
+  drain(): void {
+    if (this.counting) this.#drainNow();
+  }
+
+  /**
+   * Stops the process; resolves when it has exited. What it printed until now is read and
+   * counted; what it prints from now on is dropped. Probes in flight get no verdict and are
+   * not counted.
+   */
   async stop(): Promise<void> {
+    if (this.counting) this.#drainNow();
+    this.counting = false;
+    this.onFirstResult = undefined;
     this.#stopped = true;
     clearTimeout(this.#restartTimer);
     const child = this.#child;

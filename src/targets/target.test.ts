@@ -15,6 +15,25 @@ test('only IP literals pass, in canonical form', () => {
   }
 });
 
+test('addresses that can never answer a unicast echo are rejected, naming why', () => {
+  const { targets, rejected } = buildTargets(
+    ['255.255.255.255', '224.0.0.1', '239.255.255.250', '240.0.0.1', '0.0.0.0', '::', 'ff02::1', '::ffff:10.0.0.1', '::FFFF:0A00:0001', '10.0.0.255', '::ffff:0:1:2', '2001:db8::ffff:1:2'].map((address) => ({ address })),
+    'external',
+  );
+  assert.deepEqual(targets.map((t) => t.address), ['10.0.0.255', '::ffff:0:1:2', '2001:db8::ffff:1:2'], 'a directed broadcast cannot be told from a host');
+  assert.deepEqual(rejected.map((r) => r.reason), [
+    'address 255.255.255.255 is the limited broadcast address: it can never answer a unicast echo',
+    'address 224.0.0.1 is a multicast address: it can never answer a unicast echo',
+    'address 239.255.255.250 is a multicast address: it can never answer a unicast echo',
+    'address 240.0.0.1 is in 240.0.0.0/4, reserved and never routed: it can never answer a unicast echo',
+    'address 0.0.0.0 is in 0.0.0.0/8, "this network", not a host: it can never answer a unicast echo',
+    'address :: is the unspecified address: it can never answer a unicast echo',
+    'address ff02::1 is a multicast address: it can never answer a unicast echo',
+    'address ::ffff:a00:1 is an IPv4-mapped IPv6 address (probe the IPv4 address instead): it can never answer a unicast echo',
+    'address ::ffff:a00:1 is an IPv4-mapped IPv6 address (probe the IPv4 address instead): it can never answer a unicast echo',
+  ]);
+});
+
 test('bad entries are rejected with a reason; the rest are kept', () => {
   const { targets, rejected } = buildTargets([
     { name: 'a', address: '10.0.0.1' },

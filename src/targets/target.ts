@@ -33,6 +33,28 @@ export function canonicalAddress(raw: string): { address: string; family: 4 | 6 
   return undefined;
 }
 
+/**
+ * Why `address` (canonical) can never answer a unicast ICMP echo, or undefined. fping sends
+ * to such an address without a word and gets no verdict back (or the kernel refuses the send),
+ * so it would sit at 0 probes sent for ever: rejected with the reason instead. A subnet's
+ * directed broadcast cannot be told from a host without the mask, and is not caught here.
+ */
+export function notUnicast(address: string, family: 4 | 6): string | undefined {
+  if (family === 4) {
+    const first = Number(address.slice(0, address.indexOf('.')));
+    if (address === '255.255.255.255') return 'the limited broadcast address';
+    if (first >= 224 && first <= 239) return 'a multicast address';
+    if (first >= 240) return 'in 240.0.0.0/4, reserved and never routed';
+    if (first === 0) return 'in 0.0.0.0/8, "this network", not a host';
+    return undefined;
+  }
+  if (address === '::') return 'the unspecified address';
+  if (address.startsWith('ff')) return 'a multicast address';
+  // The canonical (RFC 5952) form of ::ffff:a.b.c.d as the URL parser writes it: ::ffff:x:y.
+  if (/^::ffff:[0-9a-f]{1,4}:[0-9a-f]{1,4}$/.test(address)) return 'an IPv4-mapped IPv6 address (probe the IPv4 address instead)';
+  return undefined;
+}
+
 export interface Rejected {
   entry: string;
   reason: string;
@@ -58,6 +80,11 @@ export function buildTargets(entries: readonly { name?: unknown; address?: unkno
     const canon = canonicalAddress(e.address);
     if (!canon) {
       rejected.push({ entry: label, reason: `address ${JSON.stringify(e.address)} is not an IPv4 or IPv6 literal` });
+      continue;
+    }
+    const why = notUnicast(canon.address, canon.family);
+    if (why !== undefined) {
+      rejected.push({ entry: label, reason: `address ${canon.address} is ${why}: it can never answer a unicast echo` });
       continue;
     }
     const name = typeof e.name === 'string' && e.name.trim() !== '' ? e.name.trim() : canon.address;

@@ -15,6 +15,8 @@ export const METRIC = {
   outages: 'kube_node_ping.outages',
   targets: 'kube_node_ping.targets',
   fpingProcesses: 'kube_node_ping.fping.processes',
+  probesIntended: 'kube_node_ping.probes.intended',
+  probesUnanswered: 'kube_node_ping.probes.unanswered',
   fpingRestarts: 'kube_node_ping.fping.restarts',
   fpingParseErrors: 'kube_node_ping.fping.parse_errors',
   exportFailures: 'kube_node_ping.export.failures',

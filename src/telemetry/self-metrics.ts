@@ -21,6 +21,8 @@ export class SelfMetrics {
     meter: Meter,
     observe: {
       processes: () => number;
+      /** Probes due so far, and those of them that got no verdict in time (TargetMetrics.sweep). */
+      probes?: { intended: number; unanswered: number };
       discovery?: { lastContactMs: number; nodes: ReadonlyMap<string, unknown> };
       mesh?: { mode: string; peers: number; probers: number };
     },
@@ -32,6 +34,18 @@ export class SelfMetrics {
     meter
       .createObservableGauge(METRIC.fpingProcesses, { description: 'fping processes running.', unit: '{process}' })
       .addCallback((r) => r.observe(observe.processes()));
+    const probes = observe.probes;
+    if (probes) {
+      meter
+        .createObservableCounter(METRIC.probesIntended, { description: 'Probes due: one per destination per period, summed over time.', unit: '{probe}' })
+        .addCallback((r) => r.observe(Math.floor(probes.intended)));
+      meter
+        .createObservableCounter(METRIC.probesUnanswered, {
+          description: 'Probes that were due and got no verdict from fping in time (not sent, or fping stalled); counted as sent and lost.',
+          unit: '{probe}',
+        })
+        .addCallback((r) => r.observe(probes.unanswered));
+    }
     this.#discoveryRestarts = meter.createCounter(METRIC.discoveryRestarts, { description: 'Restarts of the node list/watch loop, by reason.', unit: '{restart}' });
     const d = observe.discovery;
     if (d) {

@@ -159,3 +159,68 @@ test('collect() builds the same points as snapshot() in slices, and a target cha
   assert.deepEqual(resourceMetrics.scopeMetrics[0]!.metrics, whole);
   assert.equal((m.snapshot()[0] as SumMetricData).dataPoints.length, 10, 'the change applies to the next collection');
 });
+
+test('probes that were due and got no verdict count as sent and lost, once each; a late verdict is dropped', () => {
+  let now = 1_000_000;
+  const m = new TargetMetrics({ bucketsMs: [1, 10, 100], outageThreshold: 3, timeoutMs: 1000, periodMs: 1000, version: 't', now: () => now });
+  m.setTargets([A, B]);
+  // A answers seq 0 and 1, a second apart (replies of 0 ms: sent when recorded), then fping goes silent.
+  m.recordReply(A.address, 0, 0, 7);
+  now += 1000;
+  m.recordReply(A.address, 1, 0, 7);
+  const lastSend = now;
+  // B never gets a verdict (say, every send is dropped by the local firewall).
+  const firstSweep = now;
+  m.sweep();
+  // Probe 2 of A was due at lastSend + 1 s, its verdict by + 1 s of timeout; the grace is 2 s more.
+  now = lastSend + 3999;
+  m.sweep();
+  assert.equal(point(m.snapshot(), METRIC.packetsSent, 'a'), 2, 'not before the grace has passed');
+  now = lastSend + 4000;
+  m.sweep();
+  assert.equal(point(m.snapshot(), METRIC.packetsSent, 'a'), 3);
+  assert.equal(point(m.snapshot(), METRIC.packetsReceived, 'a'), 2);
+  // Ten seconds on: probes 2..8 unanswered, and that is an outage dated from probe 2's send.
+  now = lastSend + 10_000;
+  m.sweep();
+  const s = m.snapshot();
+  assert.equal(point(s, METRIC.packetsSent, 'a'), 2 + 7);
+  assert.equal(point(s, METRIC.outageOngoing, 'a'), (now - (lastSend + 1000)) / 1000);
+  // B was added at 1,000,000 and never answered: its first probe was due within a period.
+  assert.equal(point(s, METRIC.packetsSent, 'b'), Math.floor((now - 3000 - 1_000_000) / 1000));
+  assert.equal(point(s, METRIC.packetsReceived, 'b'), 0);
+  assert.equal(m.unanswered, 7 + point(s, METRIC.packetsSent, 'b'));
+  // fping wakes up and catches up: verdicts for probes already counted are dropped, later ones count.
+  m.recordReply(A.address, 5, 0, 7);
+  m.recordLoss(A.address, 8, 7);
+  assert.equal(m.lateVerdicts, 2);
+  m.recordReply(A.address, 9, 0, 7);
+  assert.equal(point(m.snapshot(), METRIC.packetsSent, 'a'), 10);
+  assert.equal(point(m.snapshot(), METRIC.outageOngoing, 'a'), 0, 'a reply ends the outage');
+  assert.ok(m.intended > 0 && Math.abs(m.intended - (2 * (now - firstSweep)) / 1000) < 1e-9, String(m.intended));
+});
+
+test('a probe skipped between two verdicts counts as lost without starting a run of losses; a new process starts afresh', () => {
+  let now = 1_000_000;
+  const m = new TargetMetrics({ bucketsMs: [1, 10, 100], outageThreshold: 1, timeoutMs: 1000, periodMs: 1000, version: 't', now: () => now });
+  m.setTargets([A]);
+  m.recordReply(A.address, 0, 0, 3);
+  now += 2000;
+  m.recordReply(A.address, 2, 0, 3); // seq 1 was never sent
+  now += 1000;
+  m.recordReply(A.address, 3, 0, 3);
+  now += 2500; // seq 1's deadline (sent about 3 s before seq 3, + 1 s + 2 s) has passed; seq 4's has not
+  m.sweep();
+  assert.equal(m.unanswered, 1);
+  let s = m.snapshot();
+  assert.equal(point(s, METRIC.packetsSent, 'a'), 4);
+  assert.equal(point(s, METRIC.outageOngoing, 'a'), 0, 'threshold 1, yet no outage: later probes got through');
+  m.recordLoss(A.address, 1, 3);
+  assert.equal(m.lateVerdicts, 1, 'its timeout, had it come, is not counted twice');
+  // A new process (epoch) restarts the sequence numbers: seq 1 of it counts.
+  m.recordReply(A.address, 0, 0, 4);
+  m.recordReply(A.address, 1, 0, 4);
+  s = m.snapshot();
+  assert.equal(point(s, METRIC.packetsSent, 'a'), 6);
+  assert.equal(m.unanswered, 1);
+});

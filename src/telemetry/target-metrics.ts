@@ -33,6 +33,8 @@ export interface TargetMetricsOptions {
   outageThreshold: number;
   /** fping's per-probe timeout: a loss is reported this long after its probe was sent. */
   timeoutMs: number;
+  /** The probe period; with it, sweep() counts probes that were due and got no verdict. */
+  periodMs?: number;
   version: string;
   /** 'zone': node targets share one RTT histogram per destination zone. */
   rttPer?: 'destination' | 'zone';
@@ -75,9 +77,18 @@ class TargetStats {
   epoch = -1;
   seqHigh = -1;
   seqMask = 0;
+  /** When the probe of seqHigh was sent (ms), and the highest seq of this epoch counted as unanswered. */
+  lastSendMs = 0;
+  missedUpTo = -1;
+  /** A bit per seq below seqHigh (as seqMask) that was counted unanswered. */
+  missedMask = 0;
+  /** Before the first verdict: when this destination was added, and the probes counted unanswered since. */
+  readonly addedMs: number;
+  missedBeforeFirst = 0;
 
   constructor(target: Target, nowMs: number) {
     this.target = target;
+    this.addedMs = nowMs;
     this.attributes = {
       [ATTR.destinationName]: target.name,
       [ATTR.destinationAddress]: target.address,
@@ -101,12 +112,20 @@ export class TargetMetrics implements MetricProducer {
   #zoneHists = new Map<string, Hist>();
   /** Results for addresses that are not (or no longer) targets, e.g. in flight during a restart. */
   unknownResults = 0;
+  /** Probes that were due and got no verdict in time (see sweep), and the verdicts that came after that. */
+  unanswered = 0;
+  lateVerdicts = 0;
+  /** Probes due so far: every destination, one per period (see sweep). */
+  intended = 0;
+  readonly #periodMs: number;
+  #lastSweepMs = 0;
 
   constructor(opts: TargetMetricsOptions) {
     this.#boundsMs = Float64Array.from(opts.bucketsMs);
     this.#boundariesSeconds = opts.bucketsMs.map((ms) => ms / 1000);
     this.#threshold = opts.outageThreshold;
     this.#timeoutMs = opts.timeoutMs;
+    this.#periodMs = opts.periodMs ?? 0;
     this.#now = opts.now ?? Date.now;
     this.#scope = { name: SCOPE_NAME, version: opts.version };
     this.#perZone = opts.rttPer === 'zone';
@@ -152,10 +171,15 @@ export class TargetMetrics implements MetricProducer {
       this.unknownResults++;
       return;
     }
+    if (isLate(s, seq, epoch)) {
+      this.lateVerdicts++;
+      return;
+    }
     if (!firstVerdict(s, seq, epoch)) {
       s.duplicates++;
       return;
     }
+    if (seq === s.seqHigh) s.lastSendMs = this.#now() - rttMs;
     s.sent++;
     s.received++;
     const h = s.hist;
@@ -176,13 +200,79 @@ export class TargetMetrics implements MetricProducer {
       this.unknownResults++;
       return;
     }
+    if (isLate(s, seq, epoch)) {
+      this.lateVerdicts++;
+      return;
+    }
     if (!firstVerdict(s, seq, epoch)) return;
-    s.sent++;
-    if (s.consecutiveLosses === 0) s.lossRunStartMs = this.#now() - this.#timeoutMs;
-    s.consecutiveLosses++;
+    const sentMs = this.#now() - this.#timeoutMs;
+    if (seq === s.seqHigh) s.lastSendMs = sentMs;
+    this.#lose(s, 1, sentMs);
+  }
+
+  /** `n` probes lost, the first of them sent at `firstSentMs`. */
+  #lose(s: TargetStats, n: number, firstSentMs: number): void {
+    s.sent += n;
+    if (s.consecutiveLosses === 0) s.lossRunStartMs = firstSentMs;
+    s.consecutiveLosses += n;
     if (!s.inOutage && s.consecutiveLosses >= this.#threshold) {
       s.inOutage = true;
       s.outages++;
+    }
+  }
+
+  /**
+   * Counts the probes that were due and got no verdict. fping prints nothing for a probe it
+   * could not send (a local firewall's OUTPUT drop, no route: in loop mode its send errors are
+   * silent) nor while it is stopped or starved of CPU, so without this `sent` would freeze and
+   * loss read 0 %. fping schedules a destination's probes one period apart, so the probe after
+   * the last one with a verdict is due by its send time + a period + the timeout; past that and
+   * a grace (SWEEP_GRACE_MS, at least a period: handovers, a restart's first backoff, drain
+   * latency), it is counted as sent and lost, so that loss, outages and every alert on them
+   * see it, and in `unanswered`, so that it can be told from loss on the wire. Each sequence
+   * number gets one outcome: a verdict that arrives for a probe already counted unanswered
+   * (fping catching up after a stall) is dropped and counted in `lateVerdicts`.
+   */
+  sweep(): void {
+    const p = this.#periodMs;
+    if (p <= 0) return;
+    const now = this.#now();
+    if (this.#lastSweepMs > 0) this.intended += (this.#byAddress.size * (now - this.#lastSweepMs)) / p;
+    this.#lastSweepMs = now;
+    const grace = this.#timeoutMs + Math.max(p, SWEEP_GRACE_MS);
+    for (const s of this.#byAddress.values()) {
+      if (s.epoch < 0) {
+        // No verdict yet: the first probe is due within a period of being added.
+        const due = Math.floor((now - grace - s.addedMs) / p);
+        if (due > s.missedBeforeFirst) {
+          const n = due - s.missedBeforeFirst;
+          this.#lose(s, n, s.addedMs + (s.missedBeforeFirst + 1) * p);
+          s.missedBeforeFirst = due;
+          this.unanswered += n;
+        }
+        continue;
+      }
+      // A probe skipped below seqHigh (a send that failed while later ones got through) was
+      // sent about (seqHigh - seq) periods before lastSendMs. Counted as sent and lost, not
+      // as part of a run of losses: the probes after it got their verdicts.
+      for (let d = 1; (~s.seqMask & 0xfffffffe) !== 0 && d < SEQ_WINDOW && s.seqHigh - d > s.missedUpTo && s.seqHigh - d >= 0; d++) {
+        const bit = (1 << d) >>> 0;
+        if ((s.seqMask & bit) !== 0) continue;
+        if (s.lastSendMs - d * p + grace >= now) continue;
+        s.seqMask = (s.seqMask | bit) >>> 0;
+        s.missedMask = (s.missedMask | bit) >>> 0;
+        s.sent++;
+        this.unanswered++;
+      }
+      // Probes after seqHigh are sent at lastSendMs + k periods (k = 1, 2, ...).
+      const dueUpTo = s.seqHigh + Math.floor((now - grace - s.lastSendMs) / p);
+      const from = Math.max(s.seqHigh, s.missedUpTo) + 1;
+      if (dueUpTo >= from) {
+        const n = dueUpTo - from + 1;
+        this.#lose(s, n, s.lastSendMs + (from - s.seqHigh) * p);
+        s.missedUpTo = dueUpTo;
+        this.unanswered += n;
+      }
     }
   }
 
@@ -329,6 +419,8 @@ class Snapshot {
 }
 
 const SEQ_WINDOW = 32;
+/** The least grace past a probe's timeout before it counts as unanswered (see sweep). */
+const SWEEP_GRACE_MS = 2000;
 
 /**
  * True the first time a (process, seq) verdict is seen. fping in loop mode does not flag
@@ -340,11 +432,14 @@ function firstVerdict(s: TargetStats, seq: number, epoch: number): boolean {
     s.epoch = epoch;
     s.seqHigh = seq;
     s.seqMask = 1;
+    s.missedUpTo = -1;
+    s.missedMask = 0;
     return true;
   }
   if (seq > s.seqHigh) {
     const shift = seq - s.seqHigh;
     s.seqMask = shift >= SEQ_WINDOW ? 1 : ((s.seqMask << shift) | 1) >>> 0;
+    s.missedMask = shift >= SEQ_WINDOW ? 0 : (s.missedMask << shift) >>> 0;
     s.seqHigh = seq;
     return true;
   }
@@ -354,6 +449,14 @@ function firstVerdict(s: TargetStats, seq: number, epoch: number): boolean {
   if ((s.seqMask & bit) !== 0) return false;
   s.seqMask = (s.seqMask | bit) >>> 0;
   return true;
+}
+
+/** A verdict for a probe already counted unanswered (see TargetMetrics.sweep). */
+function isLate(s: TargetStats, seq: number, epoch: number): boolean {
+  if (s.epoch !== epoch) return false;
+  if (seq <= s.missedUpTo) return true;
+  const d = s.seqHigh - seq;
+  return d > 0 && d < SEQ_WINDOW && (s.missedMask & ((1 << d) >>> 0)) !== 0;
 }
 
 function sum(name: string, description: string, unit: string, dataPoints: DataPoint<number>[]): MetricData {

@@ -231,6 +231,9 @@ export function seriesOf(s: Scenario): { series: string; values: string }[] {
     add('kube_node_ping_targets_reloads_total', { ...labels, result: 'success' }, counter(a, () => 0));
     add('kube_node_ping_targets_reloads_total', { ...labels, result: 'failure' }, counter(a, () => a?.reloadFailuresPerMinute ?? 0));
     add('kube_node_ping_eventloop_delay_max_seconds', labels, gauge(a?.eventLoopDelaySeconds ?? 0.01));
+    const intendedPerMinute = PROBES_PER_MINUTE * (s.nodes.length - 1 + (s.externals ?? []).length);
+    add('kube_node_ping_probes_intended_total', labels, counter(a, () => intendedPerMinute));
+    add('kube_node_ping_probes_unanswered_total', labels, counter(a, () => Math.round((a?.unansweredShare ?? 0) * intendedPerMinute)));
     // The scrape's own series: 1 while the agent answers, 0 once it is down; none when it is missing.
     if (a?.gone !== 'missing') add('up', { job: JOB, instance: `${node}:9464` }, minutes.map((m) => (present(a, m) ? 1 : 0)));
   }

@@ -31,6 +31,7 @@ export type AlertName =
   | 'KubeNodePingNotProbing'
   | 'KubeNodePingExportFailing'
   | 'KubeNodePingFpingParseErrors'
+  | 'KubeNodePingProbingBehind'
   | 'KubeNodePingTargetsReloadFailing'
   | 'KubeNodePingEventLoopStalled';
 
@@ -50,6 +51,7 @@ export const SEVERITY: Record<AlertName, string> = {
   KubeNodePingNotProbing: 'warning',
   KubeNodePingExportFailing: 'warning',
   KubeNodePingFpingParseErrors: 'info',
+  KubeNodePingProbingBehind: 'warning',
   KubeNodePingTargetsReloadFailing: 'warning',
   KubeNodePingEventLoopStalled: 'info',
 };
@@ -65,6 +67,8 @@ export interface AgentState {
   parseErrorsPerMinute?: number;
   reloadFailuresPerMinute?: number;
   eventLoopDelaySeconds?: number;
+  /** Share of the probes due that get no verdict (fping cannot send them, or is stopped or starved). */
+  unansweredShare?: number;
 }
 
 export interface ExpectedAlert {
@@ -578,8 +582,8 @@ export const SCENARIOS: Scenario[] = [
     file: 'agents',
     description:
       'Six nodes, no loss; the agents are sick in different ways: a restarts fping every minute, b fails every OTLP export, ' +
-      'c has targets and no fping, d cannot parse some fping lines and fails to reload its targets file, e stalls for 2 s, and f ' +
-      'has no agent at all (others probe it fine).',
+      'c has targets and no fping, d cannot parse some fping lines and fails to reload its targets file, e stalls for 2 s and ' +
+      'gets no verdict for 30 % of its probes (a starved agent), and f has no agent at all (others probe it fine).',
     nodes: ['a', 'b', 'c', 'd', 'e', 'f'],
     minutes: 20,
     agents: {
@@ -587,7 +591,7 @@ export const SCENARIOS: Scenario[] = [
       b: { exportFailuresPerMinute: 1 },
       c: { fpingProcesses: 0 },
       d: { parseErrorsPerMinute: 1, reloadFailuresPerMinute: 1 },
-      e: { eventLoopDelaySeconds: 2 },
+      e: { eventLoopDelaySeconds: 2, unansweredShare: 0.3 },
       f: { goneAt: 0, gone: 'missing' },
     },
     checks: [
@@ -600,6 +604,7 @@ export const SCENARIOS: Scenario[] = [
           KubeNodePingFpingParseErrors: [{ labels: source('d') }],
           KubeNodePingTargetsReloadFailing: [{ labels: source('d') }],
           KubeNodePingEventLoopStalled: [{ labels: source('e') }],
+          KubeNodePingProbingBehind: [{ labels: source('e'), value: 0.3 }],
           KubeNodePingAgentMissing: [{ labels: source('f') }],
         },
       },
