@@ -34,6 +34,13 @@ const PAIR_TOL = 'kube_node_ping_cluster:pair_loss_tolerated:slow';
 
 /** Raw series minus the node pairs that a blamed zone uplink explains. */
 const keep = (x: string) => `(${x} unless on (${ZPL}) kube_node_ping_zone_pair:explained:slow)`;
+/**
+ * For a destination's pool: also without the sources that the 5 % rules blame, and for a
+ * source's pool without the destinations they blame (a dead node would otherwise make every
+ * one of its probers a suspect, and leave nothing to judge).
+ */
+const keepD = (x: string) => `(${keep(x)} unless on (${CL}, k8s_node_name) label_replace(kube_node_ping_node:blamed, "k8s_node_name", "$1", "node", "(.*)"))`;
+const keepS = (x: string) => `(${keep(x)} unless on (${CL}, destination_name) label_replace(kube_node_ping_node:blamed, "destination_name", "$1", "node", "(.*)"))`;
 /** The one-sided score test of sim/evidence.ts `exceeds`: lost − sent·t > z·√(sent·t·(1−t)), t per cluster. */
 const score = (lost: string, sent: string, tol: string) =>
   `(${lost} - ${sent} * on (${CL}) group_left ${tol}) > ${Z} * sqrt(${sent} * on (${CL}) group_left () (${tol} * (1 - ${tol})))`;
@@ -117,12 +124,12 @@ unless on (${ZPL}) label_replace(max by (${CL}, cloud_availability_zone) (kube_n
   });
 
   // ---- pass 1: every kept pair -----------------------------------------------------------------
-  r.push({ comment: 'Pass 1, destinations: every kept pair, pooled.', record: 'kube_node_ping_destination:packets_sent:slow', expr: `sum by (${DL}) ${keep(`increase(${SENT}${S})`)}` });
-  r.push({ record: 'kube_node_ping_destination:packets_lost:slow', expr: `clamp_min(kube_node_ping_destination:packets_sent:slow - sum by (${DL}) ${keep(`increase(${RECV}${S})`)}, 0)` });
-  r.push({ record: 'kube_node_ping_destination:sources:slow', expr: `count by (${DL}) (sum by (${PL}) ${keep(`increase(${SENT}${S})`)} > 0)` });
-  r.push({ comment: 'Pass 1, sources (node destinations only).', record: 'kube_node_ping_source:packets_sent:slow', expr: `sum by (${SL}) ${keep(`increase(${SENT}{destination_kind="node"}${S})`)}` });
-  r.push({ record: 'kube_node_ping_source:packets_lost:slow', expr: `clamp_min(kube_node_ping_source:packets_sent:slow - sum by (${SL}) ${keep(`increase(${RECV}{destination_kind="node"}${S})`)}, 0)` });
-  r.push({ record: 'kube_node_ping_source:destinations:slow', expr: `count by (${SL}) (sum by (${PL}) ${keep(`increase(${SENT}{destination_kind="node"}${S})`)} > 0)` });
+  r.push({ comment: 'Pass 1, destinations: every kept pair, pooled.', record: 'kube_node_ping_destination:packets_sent:slow', expr: `sum by (${DL}) ${keepD(`increase(${SENT}${S})`)}` });
+  r.push({ record: 'kube_node_ping_destination:packets_lost:slow', expr: `clamp_min(kube_node_ping_destination:packets_sent:slow - sum by (${DL}) ${keepD(`increase(${RECV}${S})`)}, 0)` });
+  r.push({ record: 'kube_node_ping_destination:sources:slow', expr: `count by (${DL}) (sum by (${PL}) ${keepD(`increase(${SENT}${S})`)} > 0)` });
+  r.push({ comment: 'Pass 1, sources (node destinations only).', record: 'kube_node_ping_source:packets_sent:slow', expr: `sum by (${SL}) ${keepS(`increase(${SENT}{destination_kind="node"}${S})`)}` });
+  r.push({ record: 'kube_node_ping_source:packets_lost:slow', expr: `clamp_min(kube_node_ping_source:packets_sent:slow - sum by (${SL}) ${keepS(`increase(${RECV}{destination_kind="node"}${S})`)}, 0)` });
+  r.push({ record: 'kube_node_ping_source:destinations:slow', expr: `count by (${SL}) (sum by (${PL}) ${keepS(`increase(${SENT}{destination_kind="node"}${S})`)} > 0)` });
   r.push({
     comment: 'Suspects: pooled loss above the tolerated loss on all of their pairs.',
     record: 'kube_node_ping_destination:suspect:slow',
@@ -138,8 +145,8 @@ unless on (${ZPL}) label_replace(max by (${CL}, cloud_availability_zone) (kube_n
   });
 
   // ---- pass 2: a destination without the suspect sources, a source without the suspect destinations
-  const noSuspectSources = (x: string) => `(${keep(x)} unless on (${SL}) kube_node_ping_source:suspect:slow)`;
-  const noSuspectDestinations = (x: string) => `(${keep(x)} unless on (${DL}) kube_node_ping_destination:suspect:slow)`;
+  const noSuspectSources = (x: string) => `(${keepD(x)} unless on (${SL}) kube_node_ping_source:suspect:slow)`;
+  const noSuspectDestinations = (x: string) => `(${keepS(x)} unless on (${DL}) kube_node_ping_destination:suspect:slow)`;
   r.push({
     comment: 'Pass 2: a destination judged on the probes of sources that are not suspects themselves, and a source on its non-suspect destinations.',
     record: 'kube_node_ping_destination:packets_sent_clean:slow',
@@ -162,24 +169,24 @@ unless on (${ZPL}) label_replace(max by (${CL}, cloud_availability_zone) (kube_n
   r.push({
     comment: 'The fast window, for the multi-window verdict: the loss must still be there.',
     record: 'kube_node_ping_destination:loss_ratio:fast',
-    expr: `clamp_min(1 - sum by (${DL}) ${keep(`increase(${RECV}${F})`)} / (sum by (${DL}) ${keep(`increase(${SENT}${F})`)} > 0), 0)`,
+    expr: `clamp_min(1 - sum by (${DL}) ${keepD(`increase(${RECV}${F})`)} / (sum by (${DL}) ${keepD(`increase(${SENT}${F})`)} > 0), 0)`,
   });
   r.push({
     record: 'kube_node_ping_source:loss_ratio:fast',
-    expr: `clamp_min(1 - sum by (${SL}) ${keep(`increase(${RECV}{destination_kind="node"}${F})`)} / (sum by (${SL}) ${keep(`increase(${SENT}{destination_kind="node"}${F})`)} > 0), 0)`,
+    expr: `clamp_min(1 - sum by (${SL}) ${keepS(`increase(${RECV}{destination_kind="node"}${F})`)} / (sum by (${SL}) ${keepS(`increase(${SENT}{destination_kind="node"}${F})`)} > 0), 0)`,
   });
 
   // ---- flaps --------------------------------------------------------------------------------
   r.push({
     comment: `Flaps: the probers that saw the destination go away at least ${FLAP_OUTAGES} times (outages of at least the agent's outage threshold, however short).`,
     record: 'kube_node_ping_destination:sources_flapping:slow',
-    expr: `count by (${DL}) (sum by (${PL}) ${keep(`increase(${OUTAGES}${S})`)} >= ${FLAP_OUTAGES})
+    expr: `count by (${DL}) (sum by (${PL}) ${keepD(`increase(${OUTAGES}${S})`)} >= ${FLAP_OUTAGES})
   or kube_node_ping_destination:sources:slow * 0`,
   });
   r.push({
     comment: `Flaps from loss bursts (lean pair metrics have no outage counter): the evaluations at which the destination's pooled loss over ${B} is above ${BURST_LOSS}.`,
     record: 'kube_node_ping_destination:loss_ratio:burst',
-    expr: `clamp_min(1 - sum by (${DL}) ${keep(`increase(${RECV}${B})`)} / (sum by (${DL}) ${keep(`increase(${SENT}${B})`)} > 0), 0)`,
+    expr: `clamp_min(1 - sum by (${DL}) ${keepD(`increase(${RECV}${B})`)} / (sum by (${DL}) ${keepD(`increase(${SENT}${B})`)} > 0), 0)`,
   });
   r.push({ record: 'kube_node_ping_destination:bursting:burst', expr: `kube_node_ping_destination:loss_ratio:burst > ${BURST_LOSS}` });
   r.push({
@@ -361,7 +368,7 @@ export function withWindows(text: string, w: { fast: string; slow: string; burst
     .replaceAll('@FOR@', w.for);
 }
 
-if (process.argv[1] === fileURLToPath(import.meta.url)) {
+if (process.argv[1] === fileURLToPath(import.meta.url) && !process.argv.includes('--series')) {
   const text = renderEvidenceRules();
   if (process.argv.includes('--check')) {
     let old = '';
@@ -378,4 +385,33 @@ if (process.argv[1] === fileURLToPath(import.meta.url)) {
     writeFileSync(EVIDENCE_RULES_FILE, text);
     console.log(`wrote ${EVIDENCE_RULES_FILE}`);
   }
+}
+
+/** Recording rules whose series exist only for the entities under a verdict (none in a healthy cluster). */
+const SPARSE = /:(suspect|lossy|drizzling|flapping|bursting|explained|uplink_lossy|suspected|suspected_since|lossy_out|lossy_in|bursts_share)(:|$)/;
+
+/**
+ * Series the evidence rules record at `nodes` nodes in `zones` zones: `upper` counts every rule
+ * fully populated, `healthy` leaves out the verdict-like ones (SPARSE). Levels: cluster 1,
+ * zone `zones`, zone_pair and zone_link `zones²`, destination, source and node `nodes`.
+ */
+export function evidenceSeries(nodes: number, zones: number): { upper: number; healthy: number; perLevel: Record<string, number> } {
+  const per: Record<string, number> = { cluster: 1, zone: zones, zone_pair: zones * zones, zone_link: zones * zones, destination: nodes, source: nodes, node: nodes };
+  const perLevel: Record<string, number> = {};
+  let upper = 0;
+  let healthy = 0;
+  for (const r of rules()) {
+    if (!r.record) continue;
+    const level = /^kube_node_ping_([a-z_]+):/.exec(r.record)![1]!;
+    const n = per[level];
+    if (n === undefined) throw new Error(`${r.record}: no cardinality for level ${level}`);
+    perLevel[level] = (perLevel[level] ?? 0) + 1;
+    upper += n;
+    if (!SPARSE.test(r.record)) healthy += n;
+  }
+  return { upper, healthy, perLevel };
+}
+
+if (process.argv[1] === fileURLToPath(import.meta.url) && process.argv.includes('--series')) {
+  for (const [n, z] of [[5000, 3], [5000, 10]] as const) console.log(`${n} nodes, ${z} zones:`, JSON.stringify(evidenceSeries(n, z)));
 }

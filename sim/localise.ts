@@ -200,9 +200,10 @@ export function localiseEvidence(pairs: readonly PairCounts[], hard: HardVerdict
   const explainedBy = new Set([...lossyZones, ...hard.zones]);
   const kept = pairs.filter((p) => !(p.sourceZone !== '' && p.destinationZone !== '' && p.sourceZone !== p.destinationZone && (explainedBy.has(p.sourceZone) || explainedBy.has(p.destinationZone))));
 
-  // Pass 1: suspects on every kept pair.
-  const byDest = group(kept, (p) => p.destination);
-  const bySource = group(kept, (p) => p.source);
+  // Pass 1: suspects on every kept pair; a destination without the sources the 5 % rules blame,
+  // a source without the destinations they blame.
+  const byDest = group(kept.filter((p) => !hard.nodes.has(p.source)), (p) => p.destination);
+  const bySource = group(kept.filter((p) => !hard.nodes.has(p.destination)), (p) => p.source);
   const suspectDest = new Set([...byDest].filter(([, ps]) => judged(pool(ps), tol, MIN_PROBES)).map(([d]) => d));
   const suspectSource = new Set([...bySource].filter(([, ps]) => judged(pool(ps), tol, MIN_PROBES)).map(([s]) => s));
 

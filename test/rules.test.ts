@@ -13,7 +13,7 @@ import { parse } from 'yaml';
 import { toolPath } from './support/tools.ts';
 import { FILES, RULE_FILES, outPath, renderFile } from './rules/generate.ts';
 import { countsAt } from './rules/replay.ts';
-import { EVIDENCE_RULES_FILE, renderEvidenceRules, withWindows } from '../sim/evidence-rules.ts';
+import { EVIDENCE_RULES_FILE, evidenceSeries, renderEvidenceRules, withWindows } from '../sim/evidence-rules.ts';
 import { WINDOWS } from '../sim/evidence.ts';
 import { knownMetric, rawMetrics } from './rules/metric-names.ts';
 import { SCENARIOS, pairsOf, type AlertName } from './rules/scenarios.ts';
@@ -47,6 +47,14 @@ test('the evidence rule file is generated from sim/evidence.ts, and its windows 
   assert.deepEqual(new Set([...swapped.matchAll(/\[(\d+[smhd])\]/g)].map((m) => m[1])), new Set(['50s', '3m', '20s']));
   assert.doesNotMatch(swapped, /for: 1m/);
   assert.equal((swapped.match(/for: 10s/g) ?? []).length, (text.match(/for: 1m/g) ?? []).length);
+});
+
+test('the evidence rules record per node and per zone, never per pair (docs/scale.md states the count)', () => {
+  const { upper, healthy, perLevel } = evidenceSeries(5000, 10);
+  assert.equal(perLevel['pair'], undefined, 'no per-pair recording rule');
+  // Per node: at most the destination, source and node rules fully populated, plus the zone levels.
+  assert.equal(upper, 5000 * (perLevel['destination']! + perLevel['source']! + perLevel['node']!) + 100 * (perLevel['zone_pair']! + perLevel['zone_link']!) + 10 * perLevel['zone']! + perLevel['cluster']!);
+  assert.ok(upper / 5000 < 30 && healthy < upper, `${upper} series at 5,000 nodes (${healthy} in a healthy cluster)`);
 });
 
 test('the promtool unit tests are rendered from the current scenarios and rule file', () => {

@@ -642,6 +642,28 @@ export const SCENARIOS: Scenario[] = [
     ],
   },
   {
+    name: 'a node drizzles while another is dead',
+    file: 'localisation',
+    description:
+      'Six nodes: e is dead with its agent, c loses 2 of 60 packets each way. Every source sees e down; the evidence leaves the ' +
+      'destination the 5 % rules blame out of each source\'s pool (else every source would be a suspect and nothing could be ' +
+      'judged), so c is still named, once, beside e.',
+    nodes: SIX,
+    minutes: 20,
+    loss: (s, d) => (d === 'e' ? 1 : s === 'c' || d === 'c' ? 2 / 60 : 0),
+    agents: { e: { goneAt: 0, gone: 'down' } },
+    checks: [
+      {
+        at: 14,
+        firing: {
+          KubeNodePingNodeUnreachable: [{ labels: destination('e'), value: 1 }],
+          KubeNodePingAgentDown: [{ labels: scrapeTarget('e') }],
+          KubeNodePingNodeDrizzling: [{ labels: suspected('c', 'lossy'), value: 112 / 3360, queries: evidenceQueries('destination', 4, 112, 3360, 28 / 3360, 300) }],
+        },
+      },
+    ],
+  },
+  {
     name: 'a link drizzles',
     file: 'localisation',
     description:
