@@ -336,7 +336,8 @@ export function overview(): dashboard.Dashboard {
         description:
           'Over the slow window (default 15m), summed over the pairs the evidence rules keep: the loss of the probes sent to the node ' +
             '(without the sources that are suspects themselves) and of its own probes (without the suspect destinations), each with ' +
-            'its Wilson interval at z = 4; the probers that saw it go away at least twice, and the share of evaluations at which its ' +
+            'its Wilson interval at z = 4; its probers, those whose own pair loses more than the tolerated loss, those that saw it go ' +
+            'away at least twice, and the share of evaluations at which its ' +
             'loss came in a burst. A node is suspected when the lower bound is above the cluster baseline + 0.3 % (docs/alerts.md).',
         queries: [
           { refId: 'A', expr: asNode('kube_node_ping_destination:loss_ratio:slow'), header: 'As destination', unit: 'percentunit' },
@@ -346,6 +347,7 @@ export function overview(): dashboard.Dashboard {
           { refId: 'E', expr: sourceAsNode('kube_node_ping_source:loss_lower:slow'), header: 'Source lower', unit: 'percentunit' },
           { refId: 'F', expr: sourceAsNode('kube_node_ping_source:loss_upper:slow'), header: 'Source upper', unit: 'percentunit' },
           { refId: 'G', expr: asNode('kube_node_ping_destination:sources:slow'), header: 'Probers', unit: 'none' },
+          { refId: 'J', expr: asNode('kube_node_ping_destination:sources_above_tolerated:slow'), header: 'Probers seeing loss', unit: 'none' },
           { refId: 'H', expr: asNode('kube_node_ping_destination:sources_flapping:slow'), header: 'Probers seeing flaps', unit: 'none' },
           { refId: 'I', expr: asNode('kube_node_ping_destination:bursts_share:slow'), header: 'Bursting', unit: 'percentunit' },
         ],

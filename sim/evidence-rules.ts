@@ -130,6 +130,19 @@ unless on (${ZPL}) label_replace(max by (${CL}, cloud_availability_zone) (kube_n
   r.push({ comment: 'Pass 1, sources (node destinations only).', record: 'kube_node_ping_source:packets_sent:slow', expr: `sum by (${SL}) ${keepS(`increase(${SENT}{destination_kind="node"}${S})`)}` });
   r.push({ record: 'kube_node_ping_source:packets_lost:slow', expr: `clamp_min(kube_node_ping_source:packets_sent:slow - sum by (${SL}) ${keepS(`increase(${RECV}{destination_kind="node"}${S})`)}, 0)` });
   r.push({ record: 'kube_node_ping_source:destinations:slow', expr: `count by (${SL}) (sum by (${PL}) ${keepS(`increase(${SENT}{destination_kind="node"}${S})`)} > 0)` });
+  const pairLoss = (k: (x: string) => string, sel: string) =>
+    `(1 - sum by (${PL}) ${k(`increase(${RECV}${sel}${S})`)} / (sum by (${PL}) ${k(`increase(${SENT}${sel}${S})`)} > 0))`;
+  r.push({
+    comment: 'For the alert text ("how many see it"): the probers (destinations) whose own pair loses more than the tolerated loss, proven or not.',
+    record: 'kube_node_ping_destination:sources_above_tolerated:slow',
+    expr: `count by (${DL}) (${pairLoss(keepD, '')} > on (${CL}) group_left ${TOL})
+  or kube_node_ping_destination:sources:slow * 0`,
+  });
+  r.push({
+    record: 'kube_node_ping_source:destinations_above_tolerated:slow',
+    expr: `count by (${SL}) (${pairLoss(keepS, '{destination_kind="node"}')} > on (${CL}) group_left ${TOL})
+  or kube_node_ping_source:destinations:slow * 0`,
+  });
   r.push({
     comment: 'Suspects: pooled loss above the tolerated loss on all of their pairs.',
     record: 'kube_node_ping_destination:suspect:slow',
@@ -267,6 +280,7 @@ or time() + 0 * kube_node_ping_node:suspected:slow`,
     summary: 'Node {{ $labels.node }} loses a small share of the packets sent to it',
     description:
       `Node {{ $labels.node }} (cluster {{ $labels.k8s_cluster_name }}) lost {{ $value | humanizePercentage }} of the probes of its ${dq('kube_node_ping_destination:sources:slow', COUNT)} probers ` +
+      `(${dq('kube_node_ping_destination:sources_above_tolerated:slow', COUNT)} of them each see more than the tolerated loss) ` +
       `over ${S} (${dInterval}; the cluster's baseline is ${baseline}): the node or its network is at fault, not the sources. Suspected since ${since}.`,
   });
   r.push({
@@ -277,6 +291,7 @@ or time() + 0 * kube_node_ping_node:suspected:slow`,
     summary: 'Node {{ $labels.node }} loses a small share of its own probes to the other nodes',
     description:
       `Node {{ $labels.node }} (cluster {{ $labels.k8s_cluster_name }}) lost {{ $value | humanizePercentage }} of its probes to ${sq('kube_node_ping_source:destinations:slow', COUNT)} destinations ` +
+      `(${sq('kube_node_ping_source:destinations_above_tolerated:slow', COUNT)} of them each more than the tolerated loss) ` +
       `over ${S} (${sq('kube_node_ping_source:loss_lower:slow', 'humanizePercentage')} to ${sq('kube_node_ping_source:loss_upper:slow', 'humanizePercentage')}; the cluster's baseline is ${baseline}), ` +
       `which the other nodes reach: the source node (its network, or its agent) is at fault. Suspected since ${since}.`,
   });

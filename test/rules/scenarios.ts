@@ -147,10 +147,11 @@ export const suspected = (node: string, reason: 'flapping' | 'lossy' | 'source_l
  * What the evidence alerts' annotations query, from counts worked out by hand in each scenario:
  * the pooled probes sent and lost (pass 2) give the estimate and its Wilson interval.
  */
-function evidenceQueries(level: 'destination' | 'source', peers: number, lost: number, sent: number, baseline: number, since: number): Record<string, number> {
+function evidenceQueries(level: 'destination' | 'source', peers: number, lost: number, sent: number, baseline: number, since: number, seeing = peers): Record<string, number> {
   const w = wilson(lost, sent);
   return {
     [level === 'destination' ? 'kube_node_ping_destination:sources:slow' : 'kube_node_ping_source:destinations:slow']: peers,
+    [level === 'destination' ? 'kube_node_ping_destination:sources_above_tolerated:slow' : 'kube_node_ping_source:destinations_above_tolerated:slow']: seeing,
     [`kube_node_ping_${level}:loss_ratio:slow`]: lost / sent,
     [`kube_node_ping_${level}:loss_lower:slow`]: w.lower,
     [`kube_node_ping_${level}:loss_upper:slow`]: w.upper,
