@@ -15,6 +15,10 @@
  *                 are lossy from it without a destination verdict explaining them, unless it
  *                 is itself a blamed destination.
  *   pair alert:   a lossy pair whose ends are not blamed.
+ *
+ * Below it, `localiseEvidence`: the pooled, sample-size-aware verdicts of
+ * kube-node-ping-evidence.rules.yaml (docs/alerts.md, "Pooled evidence"), and `localiseAll`,
+ * both files together as Prometheus runs them.
  */
 import { BURST_LOSS, FLAP_BURST_SHARE, FLAP_OUTAGES, FLAP_SHARE, MARGIN, MIN_PAIR_PROBES, MIN_PEERS, MIN_PROBES, PAIR_MARGIN, exceeds, median } from './evidence.ts';
 
