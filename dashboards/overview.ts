@@ -306,5 +306,69 @@ export function overview(): dashboard.Dashboard {
         .height(8),
     );
 
+  // Pooled evidence (kube-node-ping-evidence.rules.yaml): every series carries a `node` label so
+  // that the destination-side and source-side figures merge into one row per node.
+  const CL = 'k8s_cluster_name=~"$cluster"';
+  const asNode = (rec: string) => `max by (node) (label_replace(${rec}{${CL}, destination_kind="node"}, "node", "$1", "destination_name", "(.*)"))`;
+  const sourceAsNode = (rec: string) => `max by (node) (label_replace(${rec}{${CL}}, "node", "$1", "k8s_node_name", "(.*)"))`;
+  d.withRow(row('Pooled evidence (rules, slow window)'))
+    .withPanel(
+      new table.PanelBuilder()
+        .title('Verdicts now (rules): pooled evidence and 5 % rules')
+        .description(
+          'The nodes that the pooled evidence suspects (flapping, lossy as a destination, source_lossy; value: the estimated loss) and ' +
+            'the ones the 5 % rules blame (value: the share of sources). One row per node and reason. Empty without the rule files.',
+        )
+        .datasource(DATASOURCE)
+        .withTarget(instant(`kube_node_ping_node:suspected:slow{${CL}} or kube_node_ping_node:blamed{${CL}}`))
+        .withTransformation({
+          id: 'organize',
+          options: { includeByName: { node: true, reason: true, Value: true }, indexByName: { node: 0, reason: 1, Value: 2 }, renameByName: { node: 'Node', reason: 'Reason', Value: 'Value' } },
+        })
+        .unit('percentunit')
+        .noValue('nothing suspected or blamed')
+        .span(8)
+        .height(10),
+    )
+    .withPanel(
+      mergedTable({
+        title: 'Per node: pooled loss as destination and as source, with its interval, and flaps (rules, slow window)',
+        description:
+          'Over the slow window (default 15m), summed over the pairs the evidence rules keep: the loss of the probes sent to the node ' +
+            '(without the sources that are suspects themselves) and of its own probes (without the suspect destinations), each with ' +
+            'its Wilson interval at z = 4; its probers, those whose own pair loses more than the tolerated loss, those that saw it go ' +
+            'away at least twice, and the share of evaluations at which its ' +
+            'loss came in a burst. A node is suspected when the lower bound is above the cluster baseline + 0.3 % (docs/alerts.md).',
+        queries: [
+          { refId: 'A', expr: asNode('kube_node_ping_destination:loss_ratio:slow'), header: 'As destination', unit: 'percentunit' },
+          { refId: 'B', expr: asNode('kube_node_ping_destination:loss_lower:slow'), header: 'Dest. lower', unit: 'percentunit' },
+          { refId: 'C', expr: asNode('kube_node_ping_destination:loss_upper:slow'), header: 'Dest. upper', unit: 'percentunit' },
+          { refId: 'D', expr: sourceAsNode('kube_node_ping_source:loss_ratio:slow'), header: 'As source', unit: 'percentunit' },
+          { refId: 'E', expr: sourceAsNode('kube_node_ping_source:loss_lower:slow'), header: 'Source lower', unit: 'percentunit' },
+          { refId: 'F', expr: sourceAsNode('kube_node_ping_source:loss_upper:slow'), header: 'Source upper', unit: 'percentunit' },
+          { refId: 'G', expr: asNode('kube_node_ping_destination:sources:slow'), header: 'Probers', unit: 'none' },
+          { refId: 'J', expr: asNode('kube_node_ping_destination:sources_above_tolerated:slow'), header: 'Probers seeing loss', unit: 'none' },
+          { refId: 'H', expr: asNode('kube_node_ping_destination:sources_flapping:slow'), header: 'Probers seeing flaps', unit: 'none' },
+          { refId: 'I', expr: asNode('kube_node_ping_destination:bursts_share:slow'), header: 'Bursting', unit: 'percentunit' },
+        ],
+        labels: { node: 'Node' },
+        sortBy: 'Dest. lower',
+      })
+        .span(16)
+        .height(10),
+    )
+    .withPanel(
+      timeSeries({
+        title: 'Pooled loss per node as destination, 10 highest lower bounds (rules, slow window)',
+        description: 'The estimated loss of the probes sent to each node (pass 2) over the slow window, for the 10 nodes whose Wilson lower bound is highest, and the cluster baseline.',
+        unit: 'percentunit',
+        queries: [
+          range(`${asNode('kube_node_ping_destination:loss_ratio:slow')} and on (node) topk(10, ${asNode('kube_node_ping_destination:loss_lower:slow')})`, '{{node}}'),
+          range(`max(kube_node_ping_cluster:loss_baseline:slow{${CL}})`, 'baseline', 'B'),
+        ],
+        span: 24,
+      }),
+    );
+
   return numberPanels(d.build());
 }

@@ -18,6 +18,8 @@ import { CHART, helm, one, parseObjects, privilegesOf, render, scenarios, templa
 import { REPO } from './support/agent.ts';
 import { findKubeBinaries, startKube, type Kube } from './support/kube.ts';
 import { toolPath } from './support/tools.ts';
+import { EVIDENCE_RULES_FILE, withWindows } from '../sim/evidence-rules.ts';
+import { RULES_FILE } from './rules/generate.ts';
 
 const HERE = fileURLToPath(new URL('./chart/', import.meta.url));
 const GOLDEN = join(HERE, 'golden');
@@ -300,6 +302,16 @@ describe('what the rendered objects promise', () => {
     assert.deepEqual(rule['spec'].groups, want);
     assert.equal(rule.metadata.labels!['release'], 'kube-prometheus-stack');
     assert.equal(rendered.get('default')!.filter((o) => o.kind === 'PrometheusRule').length, 0, 'opt-in');
+  });
+
+  test('PrometheusRule: prometheusRule.windows sets the windows of the evidence rules, and nothing else', async () => {
+    const windows = { fast: '50s', slow: '3m', burst: '20s', for: '10s' };
+    const objs = await render({ set: ['prometheusRule.enabled=true', ...Object.entries(windows).map(([k, v]) => `prometheusRule.windows.${k}=${v}`)] });
+    const groups = one(objs, 'PrometheusRule')['spec'].groups as { name: string }[];
+    const evidence = parseYaml(withWindows(readFileSync(EVIDENCE_RULES_FILE, 'utf8'), windows)).groups;
+    const others = parseYaml(readFileSync(RULES_FILE, 'utf8')).groups;
+    assert.deepEqual(groups, [...evidence, ...others]);
+    assert.notDeepEqual(evidence, parseYaml(readFileSync(EVIDENCE_RULES_FILE, 'utf8')).groups, 'the windows changed');
   });
 
   test('dashboards: one ConfigMap per files/dashboards/*.json, byte for byte, with the sidecar label', () => {

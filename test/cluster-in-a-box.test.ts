@@ -8,10 +8,16 @@
  * For each mesh mode (full, then sampled):
  *   1. blackhole one node: the alert that names that node fires, and no alert blames a healthy node;
  *   2. heal it: the alert resolves;
- *   3. make one source lossy (it loses the replies to its own probes): the source-side alert names it.
+ *   3. make one source lossy (it loses the replies to its own probes): the source-side alert names it;
+ *   4. (full mesh) one node drops 1 % of the packets each way: the drizzle alert of the pooled
+ *      evidence names it, and nothing else fires.
  *
- * Time is compressed: the rules are the shipped file with its windows and `for` durations
- * shortened (5m → 20s, for → 10s), the same expressions and thresholds otherwise.
+ * Time is compressed: the rules are the shipped files with their windows and `for` durations
+ * shortened (5m → 20s, for → 10s; the evidence file through prometheusRule.windows' own
+ * substitution, slow 1m, fast 20s, burst 5s), the same expressions and thresholds otherwise.
+ * With 19 probers at 4 probes per second the 1-minute slow window holds some 4,500 probes of
+ * the drizzling node: enough to prove 1 %. A sampled mesh has 5 or so probers per node, too
+ * few for that window, so step 4 runs in the full mesh only.
  */
 import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
@@ -27,6 +33,7 @@ import { createNode } from './support/nodes.ts';
 import { kubeconfigVia, nodeReaderToken } from './support/rbac.ts';
 import { startPrometheus, type PrometheusServer } from './support/servers.ts';
 import { startTcpProxy, type TcpProxy } from './support/tcp-proxy.ts';
+import { EVIDENCE_RULES_FILE, withWindows } from '../sim/evidence-rules.ts';
 
 const NODES = 20;
 const PORT = 9464;
@@ -34,7 +41,7 @@ const found = findKubeBinaries();
 if ('missing' in found) throw new Error(`kube binaries missing: ${found.missing}; run ./scripts/test`);
 
 /** The shipped rules with time compressed; expressions and thresholds unchanged. */
-function compressedRules(dir: string): string {
+function compressedRules(dir: string): string[] {
   const text = readFileSync(RULES_FILE, 'utf8')
     .replace(/\[5m\]/g, '[20s]')
     .replace(/\[15m\]/g, '[1m]')
@@ -42,7 +49,9 @@ function compressedRules(dir: string): string {
     .replace(/^(\s+for: )\d+[smh]$/gm, '$110s');
   const path = join(dir, 'rules.yaml');
   writeFileSync(path, text);
-  return path;
+  const evidence = join(dir, 'evidence.rules.yaml');
+  writeFileSync(evidence, withWindows(readFileSync(EVIDENCE_RULES_FILE, 'utf8'), { fast: '20s', slow: '1m', burst: '5s', for: '10s' }));
+  return [path, evidence];
 }
 
 let lab: Lab;
@@ -70,7 +79,7 @@ before(async () => {
     await createNode(k, { name: h.name, addresses: [{ type: 'InternalIP', address: h.v4 }], zone: `zone-${'abc'[i % 3]}` });
   }
   const dir = mkdtempSync(join(tmpdir(), 'knp-box-'));
-  prom = await startPrometheus([{ job: 'kube-node-ping', targets: hosts.map((h) => `${h.v4}:${PORT}`) }], { ruleFiles: [compressedRules(dir)] });
+  prom = await startPrometheus([{ job: 'kube-node-ping', targets: hosts.map((h) => `${h.v4}:${PORT}`) }], { ruleFiles: compressedRules(dir) });
 });
 
 after(async () => {
@@ -169,5 +178,37 @@ for (const [mode, args] of [
       }, 90_000, `KubeNodePingSourceDegraded for ${source().name} and nothing else`);
       await lab.setReplyLoss(source(), 0);
     });
+
+    if (mode === 'full') {
+      test('a node drizzling 1 % each way: the drizzle alert names it, and nothing else fires', async () => {
+        const drizzler = hosts[8]!;
+        // 1 % of the echo requests it receives and of the replies to its own probes.
+        await lab.setLoss(drizzler, 1);
+        await lab.setReplyLoss(drizzler, 1);
+        try {
+          const want = [`KubeNodePingNodeDrizzling:${drizzler.name}`];
+          // The previous step's source fault leaves the slow window within a minute.
+          await eventually(async () => {
+            const all = blamed(await firing());
+            return all.join() === want.join() ? all : undefined;
+          }, 150_000, `KubeNodePingNodeDrizzling for ${drizzler.name} and nothing else`);
+          // It holds, and nothing else joins it.
+          for (let i = 0; i < 4; i++) {
+            await sleep(5_000);
+            const all = blamed(await firing());
+            assert.deepEqual(all, want, `firing: ${all.join(', ')}`);
+          }
+          const a = (await firing()).find((x) => x.alertname === 'KubeNodePingNodeDrizzling')!;
+          assert.equal(a.labels['reason'], 'lossy');
+          // The estimate and its interval hold the injected loss (1 % each way: about 1 % of round trips).
+          const q = async (e: string) => Number((await prom.query(`${e}{destination_name="${drizzler.name}"}`))[0]?.value[1]);
+          const [lower, upper] = [await q('kube_node_ping_destination:loss_lower:slow'), await q('kube_node_ping_destination:loss_upper:slow')];
+          assert.ok(lower > 0.002 && lower < 0.01 && upper > 0.01 && upper < 0.04, `interval ${lower}–${upper}`);
+        } finally {
+          await lab.setLoss(drizzler, 0);
+          await lab.setReplyLoss(drizzler, 0);
+        }
+      });
+    }
   });
 }

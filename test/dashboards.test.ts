@@ -18,7 +18,7 @@ import { Lab, type Host } from './lab/lab.ts';
 import { sleep, startAgent, type AgentProcess } from './support/agent.ts';
 import { startPrometheus, type PrometheusServer } from './support/servers.ts';
 import { OUT_DIR, dashboards, render } from '../dashboards/build.ts';
-import { RULES_FILE, loadRules } from './rules/generate.ts';
+import { RULE_FILES, loadRules } from './rules/generate.ts';
 import { knownMetric, rawMetrics, recordedMetrics } from './rules/metric-names.ts';
 
 interface Query {
@@ -156,7 +156,7 @@ describe('every query against a real Prometheus', () => {
       writeFileSync(file, JSON.stringify([...AGENTS.filter((o) => o !== a), ...labTargets]));
       agents.push(await startAgent({ args: ['--targets-file', file, '--period', PERIOD, '--cluster-name', 'lab'], env: { NODE_NAME: a.name } }));
     }
-    prom = await startPrometheus([{ job: 'kube-node-ping', targets: agents.map((a) => `127.0.0.1:${a.port}`) }], { ruleFiles: [RULES_FILE] });
+    prom = await startPrometheus([{ job: 'kube-node-ping', targets: agents.map((a) => `127.0.0.1:${a.port}`) }], { ruleFiles: RULE_FILES });
     // An outage of a few seconds in the middle of the run.
     await sleep(8000);
     await lab.setBlackhole(hosts['blip']!, true);

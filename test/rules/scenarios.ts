@@ -13,7 +13,11 @@
  * at minute m; a pair that loses everything in a minute is in an outage that grows by 60 s.
  */
 
+import { wilson } from '../../sim/evidence.ts';
+
 export const CLUSTER = 'lab';
+/** One probe per second per pair. */
+export const PROBES_PER_MINUTE = 60;
 export const JOB = 'kube-node-ping';
 
 export type AlertName =
@@ -33,7 +37,12 @@ export type AlertName =
   | 'KubeNodePingFpingParseErrors'
   | 'KubeNodePingProbingBehind'
   | 'KubeNodePingTargetsReloadFailing'
-  | 'KubeNodePingEventLoopStalled';
+  | 'KubeNodePingEventLoopStalled'
+  | 'KubeNodePingNodeFlapping'
+  | 'KubeNodePingNodeDrizzling'
+  | 'KubeNodePingSourceDrizzling'
+  | 'KubeNodePingZoneUplinkLossy'
+  | 'KubeNodePingLinkDrizzling';
 
 /** The severity each alert must carry. */
 export const SEVERITY: Record<AlertName, string> = {
@@ -54,6 +63,11 @@ export const SEVERITY: Record<AlertName, string> = {
   KubeNodePingProbingBehind: 'warning',
   KubeNodePingTargetsReloadFailing: 'warning',
   KubeNodePingEventLoopStalled: 'info',
+  KubeNodePingNodeFlapping: 'warning',
+  KubeNodePingNodeDrizzling: 'warning',
+  KubeNodePingSourceDrizzling: 'warning',
+  KubeNodePingZoneUplinkLossy: 'warning',
+  KubeNodePingLinkDrizzling: 'warning',
 };
 
 export interface AgentState {
@@ -75,6 +89,8 @@ export interface ExpectedAlert {
   labels: Record<string, string>;
   /** The alert's value, where its annotations print it. */
   value?: number;
+  /** Values of the recording rules its annotations query, by rule name. */
+  queries?: Record<string, number>;
 }
 
 export interface ExpectedSample {
@@ -104,6 +120,8 @@ export interface Scenario {
   minutes: number;
   /** Fraction of the probes from src to dst lost in the minute ending at minute m (default 0). */
   loss?: (src: string, dst: string, m: number) => number;
+  /** Outages started in the minute ending at minute m (default: one when a minute loses everything after one that did not). */
+  outagesStarted?: (src: string, dst: string, m: number) => number;
   /** Seconds; when given, RTT histograms are generated too. */
   rtt?: (src: string, dst: string, m: number) => number;
   /** RTT histograms as --rtt-histogram per-zone makes them: one per source and destination zone. */
@@ -127,6 +145,24 @@ export const source = (src: string) => ({ k8s_cluster_name: CLUSTER, k8s_node_na
 export const scrapeTarget = (node: string) => ({ job: JOB, instance: `${node}:9464` });
 export const blamed = (node: string, reason: 'unreachable' | 'lossy' | 'source_degraded') => ({ k8s_cluster_name: CLUSTER, node, reason });
 export const zone = (z: string) => ({ k8s_cluster_name: CLUSTER, zone: z });
+export const suspected = (node: string, reason: 'flapping' | 'lossy' | 'source_lossy') => ({ k8s_cluster_name: CLUSTER, node, reason });
+
+/**
+ * What the evidence alerts' annotations query, from counts worked out by hand in each scenario:
+ * the pooled probes sent and lost (pass 2) give the estimate and its Wilson interval.
+ */
+function evidenceQueries(level: 'destination' | 'source', peers: number, lost: number, sent: number, baseline: number, since: number, seeing = peers): Record<string, number> {
+  const w = wilson(lost, sent);
+  return {
+    [level === 'destination' ? 'kube_node_ping_destination:sources:slow' : 'kube_node_ping_source:destinations:slow']: peers,
+    [level === 'destination' ? 'kube_node_ping_destination:sources_above_tolerated:slow' : 'kube_node_ping_source:destinations_above_tolerated:slow']: seeing,
+    [`kube_node_ping_${level}:loss_ratio:slow`]: lost / sent,
+    [`kube_node_ping_${level}:loss_lower:slow`]: w.lower,
+    [`kube_node_ping_${level}:loss_upper:slow`]: w.upper,
+    'kube_node_ping_cluster:loss_baseline:slow': baseline,
+    'kube_node_ping_node:suspected_since:slow': since,
+  };
+}
 
 const FIVE = ['a', 'b', 'c', 'd', 'e'];
 const SIX = ['a', 'b', 'c', 'd', 'e', 'f'];
@@ -521,6 +557,175 @@ export const SCENARIOS: Scenario[] = [
       },
     ],
   },
+  // ---- light faults: the pooled evidence (kube-node-ping-evidence.rules.yaml) --------------
+  // Checks at minute 14: the 15-minute window still holds the first sample (0 at minute 0),
+  // so Prometheus does not extrapolate and the counts below are exact.
+  {
+    name: 'a node drizzles',
+    file: 'localisation',
+    description:
+      'Node c loses 2 of every 60 packets each way (3.3 %, under the 5 % of the pair rules): no pair and no 5 % verdict fires, ' +
+      'but pooled over its four probers (112 lost of 3,360 after 14 minutes) c is far above the cluster baseline (the median ' +
+      'destination, 0.83 %: each other node has c among its probers). It is named once, as a drizzling destination, from ' +
+      'minute 5 (the first with 1,000 probes), firing from minute 6; its source side is not named separately.',
+    nodes: FIVE,
+    minutes: 20,
+    loss: (s, d) => (s === 'c' || d === 'c' ? 2 / 60 : 0),
+    checks: [
+      { at: 4, firing: {}, exprs: [{ expr: 'kube_node_ping_node:suspected:slow', samples: [] }] },
+      {
+        at: 14,
+        firing: { KubeNodePingNodeDrizzling: [{ labels: suspected('c', 'lossy'), value: 112 / 3360, queries: evidenceQueries('destination', 4, 112, 3360, 28 / 3360, 300) }] },
+        exprs: [
+          { expr: 'kube_node_ping_destination:packets_sent_clean:slow{destination_name="c"}', samples: [{ labels: destination('c'), value: 3360 }] },
+          { expr: 'kube_node_ping_destination:packets_lost_clean:slow{destination_name="c"}', samples: [{ labels: destination('c'), value: 112 }] },
+          { expr: 'kube_node_ping_source:suspect:slow', samples: [{ labels: source('c'), value: 112 / 3360 }] },
+          { expr: 'kube_node_ping_node:suspected_since:slow', samples: [{ labels: suspected('c', 'lossy'), value: 300 }] },
+          { expr: 'kube_node_ping_node:blamed', samples: [] },
+        ],
+      },
+    ],
+  },
+  {
+    name: 'a source drizzles',
+    file: 'localisation',
+    description:
+      'Node a loses 2 of every 60 replies to its own probes; everyone else is clean. Each destination sees a little of it ' +
+      '(one prober in four), none enough to be suspected; a, pooled over its four destinations, is named as a drizzling source.',
+    nodes: FIVE,
+    minutes: 20,
+    loss: (s) => (s === 'a' ? 2 / 60 : 0),
+    checks: [
+      {
+        at: 14,
+        firing: { KubeNodePingSourceDrizzling: [{ labels: suspected('a', 'source_lossy'), value: 112 / 3360, queries: evidenceQueries('source', 4, 112, 3360, 28 / 3360, 300) }] },
+        exprs: [{ expr: 'kube_node_ping_destination:suspect:slow', samples: [] }],
+      },
+    ],
+  },
+  {
+    name: 'a node and a source drizzle at once',
+    file: 'localisation',
+    description:
+      'Six nodes: c loses 2 of 60 packets each way, and a loses 2 of 60 of the replies to its own probes (a → c loses 4). In a ' +
+      'first pass both are suspects (c as a destination and a source, a as a source). Then c is judged without the probes of the ' +
+      'suspect source a, and a without its suspect destination c: both remain, each at 112 lost of 3,360 against a baseline of ' +
+      '1.33 % (the median destination has both among its probers). c is named once (lossy), a as a source; nobody else.',
+    nodes: SIX,
+    minutes: 20,
+    loss: (s, d) => ((s === 'c' || d === 'c' ? 2 : 0) + (s === 'a' ? 2 : 0)) / 60,
+    checks: [
+      {
+        at: 14,
+        firing: {
+          KubeNodePingNodeDrizzling: [{ labels: suspected('c', 'lossy'), value: 112 / 3360, queries: evidenceQueries('destination', 5, 112, 3360, 56 / 4200, 300) }],
+          KubeNodePingSourceDrizzling: [{ labels: suspected('a', 'source_lossy'), value: 112 / 3360, queries: evidenceQueries('source', 5, 112, 3360, 56 / 4200, 300) }],
+        },
+        exprs: [
+          { expr: 'kube_node_ping_source:suspect:slow', samples: [{ labels: source('a'), value: 168 / 4200 }, { labels: source('c'), value: 140 / 4200 }] },
+          { expr: 'kube_node_ping_destination:suspect:slow', samples: [{ labels: destination('c'), value: 168 / 4200 }] },
+        ],
+      },
+    ],
+  },
+  {
+    name: 'a node flaps',
+    file: 'localisation',
+    description:
+      'Node d is away for 10 s every 5 minutes, both ways (minutes 5 and 10): too short for the outage alerts and 3.3 % over ' +
+      '5 minutes. From minute 10 all four probers have seen it go away twice: it is named as flapping, not as lossy.',
+    nodes: FIVE,
+    minutes: 20,
+    loss: (s, d, m) => ((s === 'd' || d === 'd') && m % 5 === 0 ? 10 / 60 : 0),
+    outagesStarted: (s, d, m) => ((s === 'd' || d === 'd') && m % 5 === 0 ? 1 : 0),
+    checks: [
+      {
+        at: 14,
+        firing: { KubeNodePingNodeFlapping: [{ labels: suspected('d', 'flapping'), value: 80 / 3360, queries: { ...evidenceQueries('destination', 4, 80, 3360, 20 / 3360, 600), 'kube_node_ping_destination:sources_flapping:slow': 4, 'kube_node_ping_destination:bursts_share:slow': 2 / 14 } }] },
+        exprs: [{ expr: 'kube_node_ping_destination:sources_flapping:slow{destination_name="d"}', samples: [{ labels: destination('d'), value: 4 }] }],
+      },
+    ],
+  },
+  {
+    name: 'a node drizzles while another is dead',
+    file: 'localisation',
+    description:
+      'Six nodes: e is dead with its agent, c loses 2 of 60 packets each way. Every source sees e down; the evidence leaves the ' +
+      'destination the 5 % rules blame out of each source\'s pool (else every source would be a suspect and nothing could be ' +
+      'judged), so c is still named, once, beside e.',
+    nodes: SIX,
+    minutes: 20,
+    loss: (s, d) => (d === 'e' ? 1 : s === 'c' || d === 'c' ? 2 / 60 : 0),
+    agents: { e: { goneAt: 0, gone: 'down' } },
+    checks: [
+      {
+        at: 14,
+        firing: {
+          KubeNodePingNodeUnreachable: [{ labels: destination('e'), value: 1 }],
+          KubeNodePingAgentDown: [{ labels: scrapeTarget('e') }],
+          KubeNodePingNodeDrizzling: [{ labels: suspected('c', 'lossy'), value: 112 / 3360, queries: evidenceQueries('destination', 4, 112, 3360, 28 / 3360, 300) }],
+        },
+      },
+    ],
+  },
+  {
+    name: 'a link drizzles',
+    file: 'localisation',
+    description:
+      'a → c and c → a each lose 1 of 60 probes. Pooled over both directions (28 lost of 1,680) the link is far above a baseline ' +
+      'of 0, while neither a nor c is: each direction alerts, and nothing else does.',
+    nodes: FIVE,
+    minutes: 20,
+    loss: (s, d) => ((s === 'a' && d === 'c') || (s === 'c' && d === 'a') ? 1 / 60 : 0),
+    checks: [
+      {
+        at: 14,
+        firing: {
+          KubeNodePingLinkDrizzling: [
+            { labels: pair('a', 'c'), value: 28 / 1680, queries: { 'kube_node_ping_cluster:loss_baseline:slow': 0 } },
+            { labels: pair('c', 'a'), value: 28 / 1680, queries: { 'kube_node_ping_cluster:loss_baseline:slow': 0 } },
+          ],
+        },
+        exprs: [{ expr: 'kube_node_ping_node:suspected:slow', samples: [] }],
+      },
+    ],
+  },
+  {
+    name: 'a zone uplink drizzles',
+    file: 'localisation',
+    description:
+      'Three zones of two nodes; every probe crossing zone z3\'s uplink loses 2 of 60 (under the 5 % of the zone rule). Pooled, ' +
+      'both directions between z3 and each other zone are far above the baseline (1.33 %) while z3\'s own pair is clean: z3 is ' +
+      'named, and the pairs across its uplink are left out of the node verdicts, so e and f are not.',
+    nodes: SIX,
+    zones: ZONES,
+    minutes: 20,
+    loss: (s, d) => (inZ3(s) !== inZ3(d) ? 2 / 60 : 0),
+    checks: [
+      {
+        at: 14,
+        firing: { KubeNodePingZoneUplinkLossy: [{ labels: zone('z3'), value: 1, queries: { 'kube_node_ping_cluster:loss_baseline:slow': 56 / 4200 } }] },
+        exprs: [
+          { expr: 'count(kube_node_ping_zone_pair:explained:slow)', samples: [{ labels: {}, value: 4 }] },
+          { expr: 'kube_node_ping_node:suspected:slow', samples: [] },
+        ],
+      },
+    ],
+  },
+  {
+    name: 'background noise is not blamed',
+    file: 'localisation',
+    description:
+      'Six nodes with the noise of a healthy cluster: a → b loses 1 probe every 3 minutes (0.56 %), c → e a burst of 3 at minute ' +
+      '7 (an outage for the agent), f → d a burst of 2 at minute 9, and every pair into a loses 1 probe at minute 12. Nothing fires.',
+    nodes: SIX,
+    minutes: 20,
+    loss: (s, d, m) => ((s === 'a' && d === 'b' && m % 3 === 0 ? 1 : 0) + (s === 'c' && d === 'e' && m === 7 ? 3 : 0) + (s === 'f' && d === 'd' && m === 9 ? 2 : 0) + (d === 'a' && m === 12 ? 1 : 0)) / 60,
+    outagesStarted: (s, d, m) => (s === 'c' && d === 'e' && m === 7 ? 1 : 0),
+    checks: [
+      { at: 14, firing: {}, exprs: [{ expr: 'kube_node_ping_node:suspected:slow', samples: [] }, { expr: 'kube_node_ping_zone:uplink_lossy:slow', samples: [] }] },
+    ],
+  },
   {
     name: 'RTT above normal',
     file: 'rtt',
@@ -623,6 +828,12 @@ export const SCENARIOS: Scenario[] = [
     ],
   },
 ];
+
+/** Outages started on a pair in the minute ending at m: the scenario's own count, else one whenever a minute loses everything after one that did not. */
+export function outagesStarted(s: Scenario, src: string, dst: string, m: number): number {
+  const loss = (x: number) => s.loss?.(src, dst, x) ?? 0;
+  return s.outagesStarted?.(src, dst, m) ?? (loss(m) >= 1 && loss(m - 1) < 1 ? 1 : 0);
+}
 
 /** Exposed for a simulator: the pairs a scenario probes. */
 export function pairsOf(s: Scenario): { src: string; dst: string; kind: 'node' | 'external' }[] {
