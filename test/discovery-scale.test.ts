@@ -41,7 +41,9 @@ test(`${N} nodes: the target set converges, and follows a deletion`, async () =>
   assert.ok(convergedS < 60, `converged in ${convergedS} s`);
   const { samples } = await scrape(agent.port);
   assert.equal(valueOf(samples, 'kube_node_ping_discovery_nodes'), N);
-  assert.equal(valueOf(samples, 'kube_node_ping_fping_processes'), Math.ceil((N - 1) / 256));
+  // One fping process for them all: every raw ICMP socket receives every reply, so shards
+  // would multiply the cost (issue 15, bench/README.md).
+  assert.equal(valueOf(samples, 'kube_node_ping_fping_processes'), 1);
   await deleteNode(k, 'node-04999');
   await eventually(async () => valueOf((await scrape(agent.port)).samples, 'kube_node_ping_targets', { destination_kind: 'node' }) === N - 2, 10_000, 'the deletion');
 });
