@@ -3,12 +3,13 @@ import type { Target } from '../targets/target.ts';
 import { maxTargetsForPeriod } from './fping-process.ts';
 
 /**
- * Main fping processes one agent runs at most. Every raw ICMP socket on the host receives a
- * copy of every ICMP packet, so the cost per probe grows with the number of processes; two
- * (10,000 targets at 1 s with Debian's fping, measured in bench/README.md) is where the cap is
- * set: a 5,000-node dual-stack full mesh fits.
+ * Full fping processes one agent runs at most. Every raw ICMP socket on the host receives a
+ * copy of every ICMP packet, so the cost per probe grows with the number of processes, and on
+ * this project's 2 shared cores two processes of 5,000 targets at 1 s kept only 90-99.6 % of
+ * the rate (bench/README.md), where one kept 99-100 %: the cap is one process's worth, 5,000
+ * targets at 1 s. Beyond that, lengthen the period (the cap scales with it) or sample the mesh.
  */
-export const AGENT_MAX_PROCESSES = 2;
+export const AGENT_MAX_PROCESSES = 1;
 
 /**
  * The most targets one agent probes at `periodMs`: AGENT_MAX_PROCESSES processes of what one

@@ -80,8 +80,6 @@ class TargetStats {
   /** When the probe of seqHigh was sent (ms), and the highest seq of this epoch counted as unanswered. */
   lastSendMs = 0;
   missedUpTo = -1;
-  /** A bit per seq below seqHigh (as seqMask) that was counted unanswered. */
-  missedMask = 0;
   /** Before the first verdict: when this destination was added, and the probes counted unanswered since. */
   readonly addedMs: number;
   missedBeforeFirst = 0;
@@ -231,7 +229,9 @@ export class TargetMetrics implements MetricProducer {
    * latency), it is counted as sent and lost, so that loss, outages and every alert on them
    * see it, and in `unanswered`, so that it can be told from loss on the wire. Each sequence
    * number gets one outcome: a verdict that arrives for a probe already counted unanswered
-   * (fping catching up after a stall) is dropped and counted in `lateVerdicts`.
+   * (fping catching up after a stall) is dropped and counted in `lateVerdicts`. Not counted:
+   * a single send that failed between two that got through (only the probes after the last
+   * verdict are judged); a failing route or firewall fails every send, which is.
    */
   sweep(): void {
     const p = this.#periodMs;
@@ -251,18 +251,6 @@ export class TargetMetrics implements MetricProducer {
           this.unanswered += n;
         }
         continue;
-      }
-      // A probe skipped below seqHigh (a send that failed while later ones got through) was
-      // sent about (seqHigh - seq) periods before lastSendMs. Counted as sent and lost, not
-      // as part of a run of losses: the probes after it got their verdicts.
-      for (let d = 1; (~s.seqMask & 0xfffffffe) !== 0 && d < SEQ_WINDOW && s.seqHigh - d > s.missedUpTo && s.seqHigh - d >= 0; d++) {
-        const bit = (1 << d) >>> 0;
-        if ((s.seqMask & bit) !== 0) continue;
-        if (s.lastSendMs - d * p + grace >= now) continue;
-        s.seqMask = (s.seqMask | bit) >>> 0;
-        s.missedMask = (s.missedMask | bit) >>> 0;
-        s.sent++;
-        this.unanswered++;
       }
       // Probes after seqHigh are sent at lastSendMs + k periods (k = 1, 2, ...).
       const dueUpTo = s.seqHigh + Math.floor((now - grace - s.lastSendMs) / p);
@@ -433,13 +421,11 @@ function firstVerdict(s: TargetStats, seq: number, epoch: number): boolean {
     s.seqHigh = seq;
     s.seqMask = 1;
     s.missedUpTo = -1;
-    s.missedMask = 0;
     return true;
   }
   if (seq > s.seqHigh) {
     const shift = seq - s.seqHigh;
     s.seqMask = shift >= SEQ_WINDOW ? 1 : ((s.seqMask << shift) | 1) >>> 0;
-    s.missedMask = shift >= SEQ_WINDOW ? 0 : (s.missedMask << shift) >>> 0;
     s.seqHigh = seq;
     return true;
   }
@@ -454,9 +440,7 @@ function firstVerdict(s: TargetStats, seq: number, epoch: number): boolean {
 /** A verdict for a probe already counted unanswered (see TargetMetrics.sweep). */
 function isLate(s: TargetStats, seq: number, epoch: number): boolean {
   if (s.epoch !== epoch) return false;
-  if (seq <= s.missedUpTo) return true;
-  const d = s.seqHigh - seq;
-  return d > 0 && d < SEQ_WINDOW && (s.missedMask & ((1 << d) >>> 0)) !== 0;
+  return seq <= s.missedUpTo;
 }
 
 function sum(name: string, description: string, unit: string, dataPoints: DataPoint<number>[]): MetricData {
