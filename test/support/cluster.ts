@@ -42,6 +42,8 @@ import { toolPath } from './tools.ts';
 const execFileP = promisify(execFile);
 
 export const SERVICE_CIDR = '10.96.0.0/16';
+/** The `kubernetes` Service's cluster IP (the first of SERVICE_CIDR), where pods find the API server. */
+export const KUBERNETES_SERVICE_IP = '10.96.0.1';
 export const CLUSTER_CIDR = '10.244.0.0/16';
 const CGROUP_PARENT = 'kube-node-ping-cluster';
 const CGROUP_FS = '/sys/fs/cgroup';
