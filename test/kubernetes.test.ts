@@ -23,7 +23,7 @@ import { Lab, type Host } from './lab/lab.ts';
 import { one, parseObjects, templateText, type KObject } from './chart/helm.ts';
 import { eventually, parseExposition, sleep, type Sample } from './support/agent.ts';
 import { compressedRules, helmRelease, imageValues, RULES, startDiscoveringPrometheus } from './support/chart-in-cluster.ts';
-import { SERVICE_CIDR, startCluster, type Cluster } from './support/cluster.ts';
+import { KUBERNETES_SERVICE_IP, startCluster, type Cluster } from './support/cluster.ts';
 import { agentImage, pauseImage, type BuiltImage } from './support/image.ts';
 import type { PrometheusServer } from './support/servers.ts';
 import { toolPath } from './support/tools.ts';
@@ -69,7 +69,7 @@ async function pods(ns = NS, selector = SELECTOR): Promise<Pod[]> {
 
 const isReady = (p: Pod) => (p.status.conditions ?? []).some((c) => c.type === 'Ready' && c.status === 'True');
 
-/** Every running node has exactly one Ready agent pod of `ns`; returns them by node. */
+/** A Ready agent pod of `ns` on each of `nodes`, by node; undefined while one is missing. */
 async function readyOnEveryNode(nodes: string[], ns = NS, selector = SELECTOR): Promise<Map<string, Pod> | undefined> {
   const byNode = new Map<string, Pod>();
   for (const p of await pods(ns, selector)) if (p.spec.nodeName && isReady(p)) byNode.set(p.spec.nodeName, p);
@@ -145,9 +145,6 @@ function processes(node: string, containerID: string): { pid: number; name: stri
     return [{ pid, name, uid: f('Uid').split(/\s+/)[1] ?? '', capEff: f('CapEff'), seccomp: f('Seccomp'), noNewPrivs: f('NoNewPrivs') }];
   });
 }
-
-/** The first address of the service range: the `kubernetes` Service. */
-const KUBERNETES_SERVICE_IP = SERVICE_CIDR.replace(/0\/\d+$/, '1');
 
 /** Does `pid` hold an established TCP connection to the `kubernetes` Service's IP, port 443? */
 function serviceConnection(pid: number): boolean {

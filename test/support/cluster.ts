@@ -42,6 +42,8 @@ import { toolPath } from './tools.ts';
 const execFileP = promisify(execFile);
 
 export const SERVICE_CIDR = '10.96.0.0/16';
+/** The `kubernetes` Service's cluster IP (the first of SERVICE_CIDR), where pods find the API server. */
+export const KUBERNETES_SERVICE_IP = '10.96.0.1';
 export const CLUSTER_CIDR = '10.244.0.0/16';
 const CGROUP_PARENT = 'kube-node-ping-cluster';
 const CGROUP_FS = '/sys/fs/cgroup';
@@ -265,18 +267,19 @@ async function cleanupStale(): Promise<void> {
 
 function containerdConfig(dir: string, socket: string, sandboxImage: string, cniBin: string): string {
   const q = JSON.stringify;
-  return `version = 3
+  return `version = 4
 root = ${q(path.join(dir, 'root'))}
 state = ${q(path.join(dir, 'state'))}
 # NRI listens on a fixed socket that several containerds would share; nothing here uses it.
 disabled_plugins = ['io.containerd.nri.v1.nri']
-
-[grpc]
-  address = ${q(socket)}
-[ttrpc]
-  address = ${q(`${socket}.ttrpc`)}
+# No /etc/containerd/conf.d/*.toml: the machine's own containerd settings stay out.
+imports = []
 
 [plugins]
+  [plugins.'io.containerd.server.v1.grpc']
+    address = ${q(socket)}
+  [plugins.'io.containerd.server.v1.ttrpc']
+    address = ${q(`${socket}.ttrpc`)}
   [plugins.'io.containerd.internal.v1.opt']
     path = ${q(path.join(dir, 'opt'))}
   [plugins.'io.containerd.cri.v1.images']
