@@ -22,6 +22,7 @@
  *   node sim/sensitivity.ts --trials 20 --healthy 50 --sizes 60,1000 --zones 3
  */
 import { parseArgs } from 'node:util';
+import { rng } from './rng.ts';
 import { Mesh, type MeshSettings } from '../src/mesh/mesh.ts';
 import { localiseAll, type EvidenceVerdict, type PairCounts, type PairLoss, type Verdict } from './localise.ts';
 
@@ -43,17 +44,6 @@ export const SETTINGS: Setting[] = [
   { label: 'sampled, lean, budget 16', mesh: { mode: 'sampled', fullBelow: 100, zonePeers: 8, crossZonePeers: 2, budget: 16 }, outages: false },
 ];
 
-/** mulberry32. */
-export function rng(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
 
 /** Binomial(n, p) by inversion (the means here are small); normal approximation above a mean of 30. */
 function binomial(n: number, p: number, rand: () => number): number {

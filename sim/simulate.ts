@@ -16,6 +16,7 @@
  *   node sim/simulate.ts [--nodes 100,1000,5000] [--zones 3,10] [--markdown]
  */
 import { parseArgs } from 'node:util';
+import { rng } from './rng.ts';
 import { MeterProvider, DataPointType, type MetricData } from '@opentelemetry/sdk-metrics';
 import { Mesh, type MeshSettings } from '../src/mesh/mesh.ts';
 import { TargetMetrics } from '../src/telemetry/target-metrics.ts';
@@ -71,17 +72,6 @@ function names(n: number, zones: number) {
   return Array.from({ length: n }, (_, i) => ({ name: `node-${String(i).padStart(5, '0')}`, zone: `zone-${i % zones}` }));
 }
 
-/** A small seeded PRNG (mulberry32) so that a run is reproducible. */
-function rng(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
 
 function binomialRatio(n: number, p: number, rand: () => number): number {
   if (p <= 0) return 0;
