@@ -214,17 +214,21 @@ test('start-up and exit paths: bad input at start is exit 2 and one line naming 
 test('start-up and exit paths: SIGHUP and SIGTERM during start-up are logged, not fatal; a read-only TMPDIR falls back to pipes', async () => {
   for (const signal of ['SIGHUP', 'SIGTERM'] as const) {
     const agent = await startAgent({ waitReady: false });
-    // Inside the start-up, after Node's own boot: the agent's modules are still loading.
-    await eventually(async () => /"msg"/.test(agent.logs()) || agent.child.exitCode !== null || false, 10_000, 'the first log line').catch(() => undefined);
-    agent.child.kill(signal);
-    if (signal === 'SIGHUP') {
-      await eventually(async () => (await fetch(`http://127.0.0.1:${agent.port}/readyz`)).status === 200, 15_000, 'ready after an early SIGHUP');
-      assert.match(agent.logs(), /"msg":"SIGHUP/);
-      assert.equal((await agent.stop()).code, 0);
-    } else {
+    try {
+      // Inside the start-up: the first log line comes from the agent's start, before it is up.
+      await eventually(async () => /"msg"/.test(agent.logs()) || agent.child.exitCode !== null || false, 10_000, 'the first log line');
+      agent.child.kill(signal);
+      if (signal === 'SIGHUP') {
+        await eventually(async () => agent.child.exitCode === null && (await fetch(`http://127.0.0.1:${agent.port}/readyz`)).status === 200, 15_000, 'ready after an early SIGHUP');
+        assert.match(agent.logs(), /"msg":"SIGHUP/);
+      } else {
+        const r = await agent.exited;
+        assert.deepEqual(r, { code: 0, signal: null }, agent.logs());
+        assert.match(agent.logs(), /"msg":"stopping","signal":"SIGTERM"/);
+      }
+    } finally {
       const r = await agent.stop();
-      assert.equal(r.code, 0, agent.logs());
-      assert.match(agent.logs(), /"msg":"stopping","signal":"SIGTERM"/);
+      assert.equal(r.code, 0, `${signal}: ${agent.logs()}`);
     }
   }
   // mkdtemp fails under /proc/self as it does on a read-only or full filesystem.

@@ -40,8 +40,8 @@ export function otlpUrl(endpoint: string, protocol: Config['otlpProtocol'], kind
  *    endpoint with a handshake of our own that has a deadline and always closes its socket,
  *    and the export is handed to gRPC only once that works (not through a proxy, which
  *    grpc-js takes from grpc_proxy/https_proxy/http_proxy and our check would bypass);
- *  - given a factory, a failed export retires its exporter (its channel stops reconnecting)
- *    and the next export gets a fresh one;
+ *  - given a factory (gRPC only), a failed export retires its exporter (its channel stops
+ *    reconnecting) and the next export gets a fresh one;
  *  - an export never starts while the previous one is in flight.
  */
 export class CountingExporter implements PushMetricExporter {
@@ -176,7 +176,9 @@ export async function createOtlpReader(config: Config, producers: MetricProducer
   }
   log.info('OTLP export on', { url, protocol: config.otlpProtocol, interval_ms: config.exportInterval });
   return new PeriodicExportingMetricReader({
-    exporter: new CountingExporter(make, log, onFailure, undefined, config.otlpProtocol === 'grpc' && config.grpcProxy === '' ? () => http2Handshake(url, config.exportTimeout) : undefined),
+    // Only gRPC needs a failed exporter replaced (its channel keeps reconnecting); each
+    // replacement costs some 8 KB that the HTTP exporter, whose sockets time out, need not pay.
+    exporter: new CountingExporter(config.otlpProtocol === 'grpc' ? make : make(), log, onFailure, undefined, config.otlpProtocol === 'grpc' && config.grpcProxy === '' ? () => http2Handshake(url, config.exportTimeout) : undefined),
     exportIntervalMillis: config.exportInterval,
     exportTimeoutMillis: config.exportTimeout,
     metricProducers: producers,
