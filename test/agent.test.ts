@@ -235,6 +235,8 @@ test('start-up and exit paths: SIGHUP and SIGTERM during start-up are logged, no
   const agent = await startAgent({ env: { TMPDIR: '/proc/self' }, args: ['--period', '100ms'] });
   try {
     await eventually(async () => (valueOf((await scrape(agent.port)).samples, 'kube_node_ping_packets_received_total', { destination_address: '127.0.0.1' }) ?? 0) >= 3, 10_000, 'probing without FIFOs');
+    // The fallback is said once, not silent.
+    assert.equal(agent.logs().split('\n').filter((l) => l.includes('cannot make FIFOs for fping output')).length, 1, agent.logs());
   } finally {
     assert.equal((await agent.stop()).code, 0);
   }

@@ -95,7 +95,10 @@ export class Prober {
     const fits = maxTargetsForPeriod(opts.settings.periodMs, opts.settings.minIntervalMs);
     this.#capacity = opts.maxTargetsPerProcess > 0 ? Math.min(opts.maxTargetsPerProcess, fits) : fits;
     this.#spawn = opts.spawner ?? spawnFping;
-    this.#fifos = opts.fifo === false ? undefined : new FifoMaker();
+    // Where FIFOs cannot be made (a read-only or full TMPDIR), fping's output is read from
+    // pipes instead, at some CPU cost per line: say so once.
+    this.#fifos = opts.fifo === false ? undefined : new FifoMaker(undefined, undefined, (reason) =>
+      opts.log.warn('cannot make FIFOs for fping output; reading it from pipes instead (more CPU per probe)', { reason }));
     this.#quietMs = opts.mergeQuietMs ?? MERGE_QUIET_MS;
     this.#maxDelayMs = opts.mergeMaxDelayMs ?? MERGE_MAX_DELAY_MS;
   }
