@@ -1,3 +1,8 @@
+/**
+ * Kubernetes node discovery in two steps, so that what depends on the agent's own Node (the
+ * resource attributes) can be built before any node event arrives: readOwnNode loads the
+ * credentials and reads the own Node, then startDiscovery starts the list/watch.
+ */
 import { CoreV1Api, KubeConfig } from '@kubernetes/client-node';
 import { ConfigError, type Config } from '../config/config.ts';
 import type { Logger } from '../log.ts';
@@ -10,6 +15,13 @@ import { selectTargets, type MeshState } from './selection.ts';
 export interface DiscoveryHooks {
   onTargets(targets: Target[]): void;
   onRestart(reason: string): void;
+}
+
+/** The API server's credentials and this agent's own Node, as read at start-up. */
+export interface Cluster {
+  kc: KubeConfig;
+  /** Undefined if NODE_NAME is unset or the Node could not be read. */
+  ownNode: CompactNode | undefined;
 }
 
 export interface Discovery {
@@ -28,7 +40,11 @@ const DEGRADED_AFTER_MS = 60_000;
 const NODES_DEBOUNCE_MS = 1000;
 const OWN_NODE_TIMEOUT_MS = 5000;
 
-export async function startDiscovery(config: Config, log: Logger, hooks: DiscoveryHooks): Promise<Discovery> {
+/**
+ * Loads the credentials (one that cannot work throws a ConfigError naming it) and reads this
+ * agent's own Node; a Node that cannot be read is a warning, not a failure.
+ */
+export async function readOwnNode(config: Config, log: Logger): Promise<Cluster> {
   const kc = new KubeConfig();
   // Credentials that cannot work are a configuration error (exit 2, one line naming the file),
   // not the client's "No active cluster!" at the first request.
@@ -68,7 +84,11 @@ export async function startDiscovery(config: Config, log: Logger, hooks: Discove
   } else {
     log.warn('NODE_NAME is not set: this agent cannot exclude its own node or name its source');
   }
+  return { kc, ownNode };
+}
 
+/** Starts the node list/watch: the first list reaches `hooks.onTargets` at once, later changes debounced. */
+export function startDiscovery({ kc, ownNode }: Cluster, config: Config, log: Logger, hooks: DiscoveryHooks): Discovery {
   const own = { name: config.nodeName, zone: ownNode?.zone ?? '' };
   const policy: Omit<NodePolicy, 'selfName'> = {
     addressTypes: config.nodeAddressTypes,
