@@ -35,7 +35,6 @@ function page(items: V1Node[], rv: string, cont = ''): V1NodeList {
 /** One watch request as the fake API server sees it. */
 class Stream {
   readonly query: WatchQuery;
-  readonly atMs = Date.now();
   aborted = false;
   readonly #onEvent: (type: string, obj: unknown) => void;
   readonly #done: (err: unknown) => void;
@@ -68,13 +67,13 @@ class Stream {
  * a watch connects at once unless `refuseWatch` says how it fails before its response.
  */
 class FakeApi {
-  readonly listRequests: { request: Parameters<ListNodes>[0]; atMs: number }[] = [];
+  readonly listRequests: Parameters<ListNodes>[0][] = [];
   readonly streams: Stream[] = [];
   lists: ((request: Parameters<ListNodes>[0]) => Promise<V1NodeList>)[] = [];
   refuseWatch: unknown = undefined;
 
   readonly list: ListNodes = (request) => {
-    this.listRequests.push({ request, atMs: Date.now() });
+    this.listRequests.push(request);
     const answer = this.lists.length > 1 ? this.lists.shift()! : this.lists[0]!;
     return answer(request);
   };
@@ -100,7 +99,6 @@ async function advance(ms: number): Promise<void> {
 }
 
 interface Harness {
-  api: FakeApi;
   watcher: NodeWatcher;
   lines: Line[];
   restarts: string[];
@@ -125,7 +123,7 @@ function start(api: FakeApi, opts: Partial<NodeWatcherOptions> = {}): Harness {
   });
   running = watcher;
   watcher.start();
-  return { api, watcher, lines, restarts, snapshots };
+  return { watcher, lines, restarts, snapshots };
 }
 
 beforeEach(() => mock.timers.enable({ apis: ['setTimeout', 'setInterval', 'Date'], now: 1_000_000 }));
@@ -144,7 +142,7 @@ test('paging: every page is asked for with the previous _continue, and the nodes
   ];
   const h = start(api, { labelSelector: 'pool=x', pageSize: 2 });
   await settle();
-  assert.deepEqual(api.listRequests.map((r) => [r.request.labelSelector, r.request.limit, r.request._continue]), [
+  assert.deepEqual(api.listRequests.map((r) => [r.labelSelector, r.limit, r._continue]), [
     ['pool=x', 2, undefined],
     ['pool=x', 2, 'token-1'],
     ['pool=x', 2, 'token-2'],
@@ -196,12 +194,13 @@ test('watchdog: a watch silent for 90 s is cut and resumed from the last resourc
   const first = api.lastStream;
   // Data, then bookmarks, keep it alive well past the watchdog's 90 s.
   first.send('MODIFIED', v1('a', '3', '10.0.0.9'));
+  let lastRv = '';
   for (let t = 0; t < 180_000; t += 30_000) {
     await advance(30_000);
-    first.send('BOOKMARK', { metadata: { resourceVersion: String(4 + t / 30_000) } });
+    lastRv = String(4 + t / 30_000);
+    first.send('BOOKMARK', { metadata: { resourceVersion: lastRv } });
   }
   assert.equal(first.aborted, false, 'a watch that gets bookmarks is left alone');
-  const lastRv = '9';
 
   // Then silence: cut after more than 90 s (checked every 10 s), not before.
   await advance(90_000);
@@ -245,7 +244,7 @@ test('backoff: grows twofold with jitter in [base/2, base), capped at 60 s, and 
 
   // The API answers: the list succeeds, then the watch breaks. The next wait is 1 s again.
   api.lists = [async () => page([v1('a', '1')], '2')];
-  const r = i % rs.length;
+  const next = i % rs.length;
   await advance(60_000 * (0.5 + rs[(i - 1) % rs.length]! / 2));
   assert.equal(h.watcher.synced, true);
   assert.equal(h.watcher.failing, false);
@@ -253,7 +252,7 @@ test('backoff: grows twofold with jitter in [base/2, base), capped at 60 s, and 
   api.lastStream.end(new Error('socket hang up'));
   await settle();
   assert.equal(h.watcher.failing, true);
-  const delay = 1000 * (0.5 + rs[r]! / 2);
+  const delay = 1000 * (0.5 + rs[next]! / 2);
   const watches = api.streams.length;
   await advance(delay - 1);
   assert.equal(api.streams.length, watches);
