@@ -112,8 +112,9 @@ export async function startAgent(config: Config, deps: AgentDeps): Promise<Runni
   let discovery: Discovery | undefined;
   if (discoveryEnabled(config)) {
     // Loaded only when used: client-node and its HTTP stack cost tens of MB.
-    const { startDiscovery } = await import('./discovery/discovery.ts');
-    discovery = await startDiscovery(config, log.child({ component: 'discovery' }), {
+    const { readOwnNode, startDiscovery } = await import('./discovery/discovery.ts');
+    const discoveryLog = log.child({ component: 'discovery' });
+    discovery = startDiscovery(await readOwnNode(config, discoveryLog), config, discoveryLog, {
       // Discovery already waits for node events to settle.
       onTargets: (list) => targets.set('nodes', list, true),
       onRestart: (reason) => self?.discoveryRestart(reason),

@@ -1,22 +1,27 @@
+/**
+ * Kubernetes node discovery in two steps, so that what depends on the agent's own Node (the
+ * resource attributes) can be built before any node event arrives: readOwnNode loads the
+ * credentials and reads the own Node, then startDiscovery starts the list/watch.
+ */
 import { CoreV1Api, KubeConfig } from '@kubernetes/client-node';
 import { ConfigError, type Config } from '../config/config.ts';
 import type { Logger } from '../log.ts';
 import type { Target } from '../targets/target.ts';
-import { compactNode, targetsFromNodes, type CompactNode, type NodePolicy } from './node.ts';
+import type { MeshSettings } from '../mesh/mesh.ts';
+import { compactNode, type CompactNode, type NodePolicy } from './node.ts';
 import { NodeWatcher } from './node-watcher.ts';
-import { Mesh, type MeshMode } from '../mesh/mesh.ts';
+import { selectTargets, type MeshState } from './selection.ts';
 
 export interface DiscoveryHooks {
   onTargets(targets: Target[]): void;
   onRestart(reason: string): void;
 }
 
-export interface MeshState {
-  mode: MeshMode;
-  /** Nodes this agent probes. */
-  peers: number;
-  /** Agents that probe this node, by the same deterministic assignment. */
-  probers: number;
+/** The API server's credentials and this agent's own Node, as read at start-up. */
+export interface Cluster {
+  kc: KubeConfig;
+  /** Undefined if NODE_NAME is unset or the Node could not be read. */
+  ownNode: CompactNode | undefined;
 }
 
 export interface Discovery {
@@ -35,7 +40,11 @@ const DEGRADED_AFTER_MS = 60_000;
 const NODES_DEBOUNCE_MS = 1000;
 const OWN_NODE_TIMEOUT_MS = 5000;
 
-export async function startDiscovery(config: Config, log: Logger, hooks: DiscoveryHooks): Promise<Discovery> {
+/**
+ * Loads the credentials (one that cannot work throws a ConfigError naming it) and reads this
+ * agent's own Node; a Node that cannot be read is a warning, not a failure.
+ */
+export async function readOwnNode(config: Config, log: Logger): Promise<Cluster> {
   const kc = new KubeConfig();
   // Credentials that cannot work are a configuration error (exit 2, one line naming the file),
   // not the client's "No active cluster!" at the first request.
@@ -75,15 +84,19 @@ export async function startDiscovery(config: Config, log: Logger, hooks: Discove
   } else {
     log.warn('NODE_NAME is not set: this agent cannot exclude its own node or name its source');
   }
+  return { kc, ownNode };
+}
 
-  const policy: NodePolicy = {
-    selfName: config.nodeName,
+/** Starts the node list/watch: the first list reaches `hooks.onTargets` at once, later changes debounced. */
+export function startDiscovery({ kc, ownNode }: Cluster, config: Config, log: Logger, hooks: DiscoveryHooks): Discovery {
+  const own = { name: config.nodeName, zone: ownNode?.zone ?? '' };
+  const policy: Omit<NodePolicy, 'selfName'> = {
     addressTypes: config.nodeAddressTypes,
     ipFamilies: config.ipFamilies,
     skipNotReady: config.skipNotReady,
     skipCordoned: config.skipCordoned,
   };
-  const settings = {
+  const settings: MeshSettings = {
     mode: config.meshMode,
     fullBelow: config.meshFullBelow,
     zonePeers: config.meshZonePeers,
@@ -93,27 +106,16 @@ export async function startDiscovery(config: Config, log: Logger, hooks: Discove
   const mesh: MeshState = { mode: 'full', peers: 0, probers: 0 };
   // Warn once per node and reason, not at every watch event.
   let warned = new Map<string, string>();
-  const compute = (nodes: ReadonlyMap<string, CompactNode>) => {
-    // Every agent sees the same node list, so every agent computes the same assignment.
-    // Our own node takes part even if the selector leaves it out.
-    const members = [...nodes.values()].map((n) => ({ name: n.name, zone: n.zone }));
-    if (config.nodeName !== '' && !nodes.has(config.nodeName)) members.push({ name: config.nodeName, zone: ownNode?.zone ?? '' });
-    const m = new Mesh(members, settings);
-    let eligible = nodes.values();
-    if (m.mode === 'sampled') {
-      const peers = new Set(m.peersOf(config.nodeName));
-      eligible = [...nodes.values()].filter((n) => peers.has(n.name)).values();
-    }
-    const { targets, skipped } = targetsFromNodes(eligible, policy);
+  const apply = (nodes: ReadonlyMap<string, CompactNode>) => {
+    const { targets, skipped, mesh: state } = selectTargets(nodes, own, policy, settings);
     const now = new Map<string, string>();
     for (const s of skipped) {
       now.set(s.node, s.reason);
       if (warned.get(s.node) !== s.reason) log.warn('skipping node', { node: s.node, reason: s.reason });
     }
     warned = now;
-    mesh.mode = m.mode;
-    mesh.peers = new Set(targets.map((t) => t.name)).size;
-    mesh.probers = m.probersOf(config.nodeName);
+    // In place: the self metrics observe this object.
+    Object.assign(mesh, state);
     hooks.onTargets(targets);
   };
   let timer: NodeJS.Timeout | undefined;
@@ -127,9 +129,9 @@ export async function startDiscovery(config: Config, log: Logger, hooks: Discove
       clearTimeout(timer);
       if (first) {
         first = false;
-        compute(nodes);
+        apply(nodes);
       } else {
-        timer = setTimeout(() => compute(nodes), NODES_DEBOUNCE_MS);
+        timer = setTimeout(() => apply(nodes), NODES_DEBOUNCE_MS);
       }
     },
   });

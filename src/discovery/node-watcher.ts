@@ -14,13 +14,41 @@
  *  - when the API server is unreachable, the last known nodes stay: the target set is never
  *    emptied because the API is away;
  *  - 401/403 give one clear log line naming the permission needed.
+ *
+ * The list and watch calls come in as functions (client-node's by default), so that the loop
+ * can be driven by a fake in unit tests.
  */
 import { CoreV1Api, Watch, type KubeConfig, type V1Node, type V1NodeList } from '@kubernetes/client-node';
 import { RateLimitedLog, type Logger } from '../log.ts';
 import { compactNode, type CompactNode } from './node.ts';
 
+/** One page of the node list: CoreV1Api.listNode's request and answer. */
+export type ListNodes = (request: { labelSelector?: string; limit: number; _continue?: string }) => Promise<V1NodeList>;
+
+// A type, not an interface: client-node takes the query as a Record.
+export type WatchQuery = {
+  labelSelector?: string;
+  resourceVersion?: string;
+  allowWatchBookmarks: boolean;
+  timeoutSeconds: number;
+};
+
+/**
+ * A node watch with client-node's Watch.watch contract: `done` is called once, when the
+ * stream ends or fails; the promise resolves, with a handle that cuts the stream, once the
+ * response has started (or after `done` if it failed before).
+ */
+export type WatchNodes = (
+  query: WatchQuery,
+  onEvent: (type: string, obj: unknown) => void,
+  done: (err: unknown) => void,
+) => Promise<{ abort(): void }>;
+
 export interface NodeWatcherOptions {
-  kc: KubeConfig;
+  /** Where client-node's list and watch connect; not needed when both `list` and `watch` are given. */
+  kc?: KubeConfig;
+  list?: ListNodes;
+  watch?: WatchNodes;
   labelSelector: string;
   log: Logger;
   /** Called with the whole current set after the first list and after every change. */
@@ -34,6 +62,8 @@ export interface NodeWatcherOptions {
   requestTimeoutMs?: number;
   backoffMinMs?: number;
   backoffMaxMs?: number;
+  /** The jitter's source, uniform in [0, 1). */
+  random?: () => number;
 }
 
 class Gone extends Error {}
@@ -41,13 +71,13 @@ class Gone extends Error {}
 type Phase = 'idle' | 'listing' | 'watching' | 'backoff' | 'stopped';
 
 export class NodeWatcher {
-  readonly #opts: Required<Omit<NodeWatcherOptions, 'onRestart'>> & Pick<NodeWatcherOptions, 'onRestart'>;
-  readonly #api: CoreV1Api;
-  readonly #watch: Watch;
+  readonly #opts: Required<Omit<NodeWatcherOptions, 'onRestart' | 'kc' | 'list' | 'watch'>> & Pick<NodeWatcherOptions, 'onRestart'>;
+  readonly #listPage: ListNodes;
+  readonly #watchNodes: WatchNodes;
   #nodes = new Map<string, CompactNode>();
   #rv: string | undefined;
   #phase: Phase = 'idle';
-  #controller: AbortController | undefined;
+  #controller: { abort(): void } | undefined;
   #wake: (() => void) | undefined;
   #watchdog: NodeJS.Timeout | undefined;
   #lastDataMs = 0;
@@ -57,7 +87,6 @@ export class NodeWatcher {
   lastContactMs = 0;
   /** True once the first list has completed. */
   synced = false;
-  restarts = 0;
 
   constructor(opts: NodeWatcherOptions) {
     this.#opts = {
@@ -66,10 +95,18 @@ export class NodeWatcher {
       requestTimeoutMs: 30_000,
       backoffMinMs: 1000,
       backoffMaxMs: 60_000,
+      random: Math.random,
       ...opts,
     };
-    this.#api = opts.kc.makeApiClient(CoreV1Api);
-    this.#watch = new Watch(opts.kc);
+    let { list, watch } = opts;
+    if (!list || !watch) {
+      if (!opts.kc) throw new Error('NodeWatcher: kc is needed unless both list and watch are given');
+      const api = clientNodeApi(opts.kc);
+      list ??= api.list;
+      watch ??= api.watch;
+    }
+    this.#listPage = list;
+    this.#watchNodes = watch;
   }
 
   get nodes(): ReadonlyMap<string, CompactNode> {
@@ -114,22 +151,17 @@ export class NodeWatcher {
         if (this.#stopped) return;
         if (err instanceof Gone) {
           this.#rv = undefined;
-          this.#restart('expired');
+          this.#opts.onRestart?.('expired');
           this.#opts.log.info('node watch expired (410 Gone); re-listing');
           continue;
         }
         this.#failures++;
         const reason = this.#report(err);
-        this.#restart(reason);
+        this.#opts.onRestart?.(reason);
         const base = Math.min(this.#opts.backoffMaxMs, this.#opts.backoffMinMs * 2 ** Math.min(this.#failures - 1, 20));
-        await this.#sleep(base * (0.5 + Math.random() / 2));
+        await this.#sleep(base * (0.5 + this.#opts.random() / 2));
       }
     }
-  }
-
-  #restart(reason: string): void {
-    this.restarts++;
-    this.#opts.onRestart?.(reason);
   }
 
   async #list(): Promise<void> {
@@ -139,7 +171,7 @@ export class NodeWatcher {
     let rv: string | undefined;
     do {
       const page: V1NodeList = await withTimeout(
-        this.#api.listNode({ labelSelector: this.#opts.labelSelector || undefined, limit: this.#opts.pageSize, _continue: cont }),
+        this.#listPage({ labelSelector: this.#opts.labelSelector || undefined, limit: this.#opts.pageSize, _continue: cont }),
         this.#opts.requestTimeoutMs,
         'node list',
       );
@@ -173,31 +205,28 @@ export class NodeWatcher {
         else if (err === null || err === undefined || isTimeout(err) || isAbort(err)) resolve(); // quiet or cut: resume from rv
         else reject(err);
       };
-      this.#watch
-        .watch(
-          '/api/v1/nodes',
-          { labelSelector: this.#opts.labelSelector || undefined, resourceVersion: this.#rv, allowWatchBookmarks: true, timeoutSeconds: 300 },
-          (type: string, obj: unknown) => {
-            this.#lastDataMs = Date.now();
-            try {
-              this.#onEvent(type, obj);
-            } catch (err) {
-              this.#controller?.abort();
-              finish(err);
-            }
-          },
-          finish,
-        )
-        .then((c) => {
-          // Resolves once the response has started (HTTP 200), unless it already failed.
-          if (settled) {
-            c.abort();
-            return;
+      this.#watchNodes(
+        { labelSelector: this.#opts.labelSelector || undefined, resourceVersion: this.#rv, allowWatchBookmarks: true, timeoutSeconds: 300 },
+        (type: string, obj: unknown) => {
+          this.#lastDataMs = Date.now();
+          try {
+            this.#onEvent(type, obj);
+          } catch (err) {
+            this.#controller?.abort();
+            finish(err);
           }
-          connected = true;
-          this.#controller = c;
-          this.#contact();
-        }, finish);
+        },
+        finish,
+      ).then((c) => {
+        // Resolves once the response has started (HTTP 200), unless it already failed.
+        if (settled) {
+          c.abort();
+          return;
+        }
+        connected = true;
+        this.#controller = c;
+        this.#contact();
+      }, finish);
     });
   }
 
@@ -266,6 +295,16 @@ export class NodeWatcher {
       };
     });
   }
+}
+
+/** client-node's typed CoreV1Api list and its Watch stream, authenticated by `kc`. */
+function clientNodeApi(kc: KubeConfig): { list: ListNodes; watch: WatchNodes } {
+  const api = kc.makeApiClient(CoreV1Api);
+  const watch = new Watch(kc);
+  return {
+    list: (request) => api.listNode(request),
+    watch: (query, onEvent, done) => watch.watch('/api/v1/nodes', query, onEvent, done),
+  };
 }
 
 /** Fields whose change can change the targets; status heartbeats do not. */
