@@ -475,13 +475,18 @@ export async function startCluster(opts: ClusterOptions): Promise<Cluster> {
     const [cmPort, schedPort] = (await freePorts(2)) as [number, number];
     const cmKubeconfig = await clientKubeconfig('controller-manager', 'system:kube-controller-manager');
     const cmLog = path.join(pki, 'kube-controller-manager.log');
-    cm = launch(bin.controllerManager, [
-      `--kubeconfig=${cmKubeconfig}`,
-      `--authentication-kubeconfig=${cmKubeconfig}`,
-      `--authorization-kubeconfig=${cmKubeconfig}`,
+    // What both controllers take alike: their client identity, a loopback-only health port, no
+    // leader election (one replica each).
+    const controllerArgs = (kubeconfig: string, port: number) => [
+      `--kubeconfig=${kubeconfig}`,
+      `--authentication-kubeconfig=${kubeconfig}`,
+      `--authorization-kubeconfig=${kubeconfig}`,
       '--bind-address=127.0.0.1',
-      `--secure-port=${cmPort}`,
+      `--secure-port=${port}`,
       '--leader-elect=false',
+    ];
+    cm = launch(bin.controllerManager, [
+      ...controllerArgs(cmKubeconfig, cmPort),
       `--service-account-private-key-file=${k.saKeyFile}`,
       `--root-ca-file=${k.caFile}`,
       '--use-service-account-credentials=true',
@@ -495,15 +500,7 @@ export async function startCluster(opts: ClusterOptions): Promise<Cluster> {
     ], cmLog);
     const schedKubeconfig = await clientKubeconfig('scheduler', 'system:kube-scheduler');
     const schedLog = path.join(pki, 'kube-scheduler.log');
-    sched = launch(bin.scheduler, [
-      `--kubeconfig=${schedKubeconfig}`,
-      `--authentication-kubeconfig=${schedKubeconfig}`,
-      `--authorization-kubeconfig=${schedKubeconfig}`,
-      '--bind-address=127.0.0.1',
-      `--secure-port=${schedPort}`,
-      '--leader-elect=false',
-      '--profiling=false',
-    ], schedLog);
+    sched = launch(bin.scheduler, [...controllerArgs(schedKubeconfig, schedPort), '--profiling=false'], schedLog);
     const healthz = (port: number) => async () => {
       const r = await httpGet(`https://127.0.0.1:${port}/healthz`, { rejectUnauthorized: false });
       return { ok: r.status === 200, detail: `${r.status} ${r.text.slice(0, 300)}` };
