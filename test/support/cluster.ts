@@ -151,10 +151,9 @@ function createCgroup(rel: string): void {
   }
 }
 
-/** Every PID in `rel` and below, in one hierarchy (pids). */
-function cgroupPids(rel: string): number[] {
-  const root = path.join(CGROUP_FS, 'pids', rel);
-  const pids: number[] = [];
+/** The cgroup directory `root` and every one below it, children before their parent; none if it is gone. */
+function cgroupDirs(root: string): string[] {
+  const dirs: string[] = [];
   const walk = (d: string) => {
     let entries: fs.Dirent[];
     try {
@@ -162,14 +161,23 @@ function cgroupPids(rel: string): number[] {
     } catch {
       return;
     }
+    for (const e of entries) if (e.isDirectory()) walk(path.join(d, e.name));
+    dirs.push(d);
+  };
+  walk(root);
+  return dirs;
+}
+
+/** Every PID in `rel` and below, in one hierarchy (pids). */
+function cgroupPids(rel: string): number[] {
+  const pids: number[] = [];
+  for (const d of cgroupDirs(path.join(CGROUP_FS, 'pids', rel))) {
     try {
       for (const p of fs.readFileSync(path.join(d, 'cgroup.procs'), 'utf8').split('\n')) if (p) pids.push(Number(p));
     } catch {
       // removed meanwhile
     }
-    for (const e of entries) if (e.isDirectory()) walk(path.join(d, e.name));
-  };
-  walk(root);
+  }
   return pids;
 }
 
@@ -188,20 +196,7 @@ async function removeCgroup(rel: string): Promise<void> {
     await sleep(100);
   }
   for (const h of cgroupHierarchies()) {
-    const top = path.join(h, rel);
-    const dirs: string[] = [];
-    const walk = (d: string) => {
-      let entries: fs.Dirent[];
-      try {
-        entries = fs.readdirSync(d, { withFileTypes: true });
-      } catch {
-        return;
-      }
-      for (const e of entries) if (e.isDirectory()) walk(path.join(d, e.name));
-      dirs.push(d);
-    };
-    walk(top);
-    for (const d of dirs) {
+    for (const d of cgroupDirs(path.join(h, rel))) {
       for (let i = 0; i < 20; i++) {
         try {
           fs.rmdirSync(d);
