@@ -35,7 +35,7 @@ export interface RunningAgent {
   stop(): Promise<void>;
 }
 
-/** Coalesces bursts of node events (a cluster scaling up) into one fping restart per shard. */
+/** Coalesces bursts of target changes (a cluster scaling up) into one change of the fping processes. */
 const TARGET_DEBOUNCE_MS = 1000;
 /** How often the cause of a lasting ICMP denial is logged again (fping keeps retrying meanwhile). */
 const ICMP_DENIED_LOG_MS = 10 * 60_000;

@@ -68,8 +68,8 @@ export class Fifo {
 
 /**
  * Makes FIFOs in a private directory (removed at exit). Node has no mkfifo, and each run of
- * the mkfifo program blocks the event loop for a few ms, so they are made in batches: 20
- * shards starting at once cost one run, not twenty.
+ * the mkfifo program blocks the event loop for a few ms, so they are made in batches: several
+ * processes starting at once (a handover, a join) cost one run.
  */
 export class FifoMaker {
   /** The private directory, or '' where none could be made (then every take() is undefined). */
