@@ -47,7 +47,7 @@ interface Handover {
  * Runs as few fping processes as can keep the period: one for every target, while they fit in
  * one (maxTargetsForPeriod: 5,000 at 1 s), because every raw ICMP socket on a host receives a
  * copy of every ICMP packet: P processes parse P copies of every reply. The 20 shards of 256
- * that this replaced cost 6× one process at 5,000 targets (bench/README.md).
+ * that this replaced cost 3.7–4.6× one process at 5,000 targets (bench/README.md).
  *
  * fping's target list is fixed for the life of a process, so churn is handled without
  * touching the main process:
